@@ -1,0 +1,76 @@
+"""The OSD app's model index entry written beside every exported .pte, and merging into an index.
+
+The app downloads a JSON array of such entries; it reads name, fname, framework, input_format(_val),
+input_size, min_cpu_features and the two threshold percentages (see EXECUTORCH_EXPORT.md).
+"""
+import json
+from pathlib import Path
+
+from exportUtils import ExportError, atomic_output, sha256_of
+
+MIN_RUNTIME = "1.0.1"  # executorch-android version the app ships; .pte files are checked against it
+
+
+def exporter_versions():
+    import executorch.version
+    import torch
+    return {"torch": torch.__version__.split("+")[0], "executorch": executorch.version.__version__}
+
+
+def app_entry(pte_path, report, name=None, description=None, version="1.0.0",
+              accel_std_threshold_pct=5, seizure_probability_threshold_pct=50):
+    """The index entry for `pte_path` from an export report (input shape, backend, parity)."""
+    pte_path = Path(pte_path)
+    size = pte_path.stat().st_size
+    kind = "int8" if report.get("quantize") == "int8" else "fp32"
+    return {
+        "name": name or pte_path.stem,
+        "fname": pte_path.name,
+        "framework": "executorch",
+        "input_format": "1d_mag",
+        "input_format_val": 1,
+        "input_size": int(max(report["input_shape"][1:])),
+        "alarm_threshold": seizure_probability_threshold_pct / 100,
+        "recommended": False,
+        "min_cpu_features": ["asimd"],
+        "accel_std_threshold_pct": accel_std_threshold_pct,
+        "seizure_probability_threshold_pct": seizure_probability_threshold_pct,
+        "description": description or f"DeepEpiCnn {kind}, {report['backend']} backend, "
+                                      f"verified max |d logit| {report['parity']['max_abs_diff']:.1e}",
+        "version": version,
+        "size": f"{size / 1e6:.2f} MB",
+        "size_bytes": size,
+        "sha256": sha256_of(pte_path),
+        "backend": report["backend"],
+        "quantize": report.get("quantize", "none"),
+        "min_runtime": f"executorch-android {MIN_RUNTIME}",
+        "exporter": exporter_versions(),
+    }
+
+
+def write_json_atomic(path, obj):
+    with atomic_output(path) as tmp:
+        tmp.write_text(json.dumps(obj, indent=2) + "\n")
+
+
+def write_entry_beside(pte_path, entry):
+    """Write `<stem>.json` beside the .pte; return its path."""
+    path = Path(pte_path).with_suffix(".json")
+    write_json_atomic(path, entry)
+    return path
+
+
+def add_to_index(index_path, new_entries):
+    """Add or replace (by fname) `new_entries` in the JSON array at `index_path`, keeping the others."""
+    index_path = Path(index_path)
+    entries = []
+    if index_path.exists():
+        try:
+            entries = json.loads(index_path.read_text())
+        except (OSError, ValueError) as err:
+            raise ExportError(f"{index_path}: not a readable JSON index ({err})") from None
+        if not isinstance(entries, list):
+            raise ExportError(f"{index_path}: index must be a JSON array of model entries")
+    names = {e["fname"] for e in new_entries}
+    kept = [e for e in entries if not (isinstance(e, dict) and e.get("fname") in names)]
+    write_json_atomic(index_path, kept + list(new_entries))

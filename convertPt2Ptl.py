@@ -1,0 +1,45 @@
+"""Convert DeepEpiCnn checkpoints (.pt) to TorchScript lite-interpreter files (.ptl).
+
+    python convertPt2Ptl.py model.pt [-o model.ptl] [--input-shape 1,1,750]
+
+The model is traced, mobile-optimised where this PyTorch has XNNPACK (the pinned 2.13 CPU build has
+not: the script says so and saves the plain traced model), saved for the lite interpreter, then run
+with the lite interpreter and compared with the eager model before it is renamed into place.
+The input shape is stored in the file, so convertPtl2Pte.py needs no --input-shape for it.
+The OSD app itself now runs only .pte files; .ptl is kept for older tools.
+"""
+import argparse
+
+import batchConvert
+import exportUtils
+
+
+def get_args_parser():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("inputs", nargs="+", help=".pt checkpoint(s) or folders of them")
+    parser.add_argument("-o", "--output", help="output .ptl (one input) or existing folder")
+    parser.add_argument("--num-classes", type=int, help="check the weights have this many classes")
+    parser.add_argument("--allow-pickle", action="store_true",
+                        help="allow full unpickling (only for files you trust)")
+    parser.add_argument("--jobs", type=int, help="parallel conversions (default: number of cores)")
+    exportUtils.add_common_args(parser)
+    return parser
+
+
+def convert_one(src, dst, opts):
+    model, shape, _ = exportUtils.model_from_checkpoint(
+        src, opts.input_shape, opts.num_classes, opts.allow_pickle)
+    report = exportUtils.export_ptl(model, shape, dst)
+    report["summary"] = f"verified, {exportUtils.parity_text(report['parity'])}, {report['mobile']}"
+    return report
+
+
+def main(argv=None):
+    args = get_args_parser().parse_args(argv)
+    sources = batchConvert.expand_sources(args.inputs, {".pt", ".pth"})
+    outputs = batchConvert.output_paths(sources, args.output, ".ptl")
+    return batchConvert.convert_all(convert_one, sources, outputs, args, args.jobs, args.quiet)[0]
+
+
+if __name__ == "__main__":
+    exportUtils.run_cli(main)

@@ -1,0 +1,88 @@
+"""Convert TorchScript .ptl files, including legacy mobile-optimised ones, to verified .pte files.
+
+    python convertPtl2Pte.py model.ptl [-o out.pte] [--input-shape 1,1,750]
+    python convertPtl2Pte.py old_model.ptl --inspect      # what a legacy file holds
+
+Plain TorchScript (e.g. from convertPt2Ptl.py) goes through torch.export's TorchScript converter.
+Files made by optimize_for_mobile on PyTorch <= 2.5 (prepacked XNNPACK ops, which today's PyTorch
+cannot load) are read directly by legacyPtl.py and rebuilt as an ordinary PyTorch module first.
+Either way the .pte is compared with that module on realistic windows before it is renamed into place.
+"""
+import argparse
+
+import appIndex
+import batchConvert
+import exportUtils
+import legacyPtl
+
+
+def get_args_parser():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("inputs", nargs="+", help=".ptl file(s) or folders of them")
+    parser.add_argument("-o", "--output", help="output .pte (one input) or existing folder")
+    parser.add_argument("--backend", choices=["xnnpack", "portable"], default="xnnpack")
+    parser.add_argument("--quantize", choices=["none", "int8"], default="none",
+                        help="int8: PT2E static quantisation for XNNPACK (needs --calibration)")
+    parser.add_argument("--calibration", help="OSDB JSON file whose windows calibrate int8")
+    parser.add_argument("--inspect", action="store_true", help="print what a legacy .ptl holds and stop")
+    parser.add_argument("--index", help="also add/replace the entry in this app index.json")
+    parser.add_argument("--jobs", type=int, help="parallel conversions (default: number of cores)")
+    exportUtils.add_common_args(parser)
+    return parser
+
+
+def load_ptl(path, input_shape=None):
+    """(module, input_shape, kind) for a plain or legacy .ptl; shape from the flag, the file, or 1,1,750."""
+    path = exportUtils.check_file(path)
+    try:
+        legacy = legacyPtl.is_legacy_ptl(path)
+    except legacyPtl.LegacyPtlError as err:
+        raise exportUtils.ExportError(f"{path}: {err}") from None
+    if legacy:
+        try:
+            module = legacyPtl.load_legacy_ptl(path)
+        except legacyPtl.LegacyPtlError as err:
+            raise exportUtils.ExportError(f"{path}: {err}") from None
+        stored, kind = module.input_shape, "legacy mobile-optimised"
+    else:
+        module, stored = exportUtils.load_torchscript(path)
+        kind = "TorchScript"
+    return module, tuple(input_shape or stored or (1, 1, exportUtils.DEFAULT_LENGTH)), kind
+
+
+def convert_one(src, dst, opts):
+    module, shape, kind = load_ptl(src, opts.input_shape)
+    calibration = None
+    if opts.quantize == "int8":
+        calibration = exportUtils.calibration_windows(opts.calibration, shape)
+    report = exportUtils.export_pte(module, shape, dst, opts.backend, opts.quantize, calibration)
+    report["entry"] = appIndex.app_entry(dst, report)
+    appIndex.write_entry_beside(dst, report["entry"])
+    report["summary"] = (f"{kind}, verified, {exportUtils.parity_text(report['parity'])}, "
+                         f"{report['size_bytes'] / 1024:.0f} KiB, {opts.backend}"
+                         f"{', int8' if opts.quantize == 'int8' else ''}")
+    return report
+
+
+def main(argv=None):
+    args = get_args_parser().parse_args(argv)
+    sources = batchConvert.expand_sources(args.inputs, {".ptl", ".pt"} if args.inspect else {".ptl"})
+    if args.inspect:
+        for src in sources:
+            try:
+                print(legacyPtl.describe_legacy_ptl(exportUtils.check_file(src)))
+            except legacyPtl.LegacyPtlError as err:
+                raise exportUtils.ExportError(f"{src}: {err}") from None
+        return 0
+    if args.quantize == "int8" and not args.calibration:
+        raise exportUtils.ExportError("--quantize int8 needs --calibration OSDB.json (real windows, "
+                                      "never random noise)")
+    outputs = batchConvert.output_paths(sources, args.output, ".pte")
+    code, reports = batchConvert.convert_all(convert_one, sources, outputs, args, args.jobs, args.quiet)
+    if args.index:
+        appIndex.add_to_index(args.index, [r["entry"] for r in reports])
+    return code
+
+
+if __name__ == "__main__":
+    exportUtils.run_cli(main)

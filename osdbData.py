@@ -1,0 +1,539 @@
+"""Read, clean, filter, split and augment OpenSeizureDatabase (OSDB) events.
+
+Reading (`read_osdb_file`): a file is a JSON array of events (or one event object). It is parsed one
+event at a time from a buffered read, and each event's rawData/rawData3D become numpy arrays at once,
+so peak memory stays near one event's Python objects plus the arrays kept.
+Cleaning, with a count per reason in `ReadStats.skipped` (records dropped) or `ReadStats.repaired`:
+- skipped events: not an object, unknown type (only seizure / false alarm / nda are kept), dataTime
+  unparsable, no datapoints, no usable datapoints;
+- skipped datapoints: not an object, dataTime unparsable, rawData missing/empty, not a flat list of
+  numbers (nulls, strings, bools, nested lists), wrong length (not 125), non-finite values;
+- duplicates, after a stable sort by time: a datapoint with the same dataTime as the previous one or
+  with identical rawData is dropped; the kept one takes the highest alarmState of the group, so a manual
+  alarm (5) sent as a repeat is not lost. Out-of-order datapoints are sorted (counted as repaired);
+- seizureTimes missing, null or [] -> None; not two finite numbers with start < end -> None, counted;
+- rawData3D: absent on every datapoint (or all zeros) -> acc3d None; present but invalid on some -> None,
+  counted.
+Times: ISO 8601 strings ("2023-05-05T06:28:47Z"; without a zone means UTC), "dd-mm-YYYY HH:MM:SS" (UTC),
+or numbers (epoch seconds, or milliseconds when > 1e11). hr <= 0 (the files use -1) is missing (nan);
+alarmState missing or not a small integer is -1.
+"""
+import json
+import logging
+import re
+from collections import Counter
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
+
+import numpy as np
+
+SAMPLES_PER_DP = 125
+SAMPLE_RATE_HZ = 25.0
+MAX_DP_GAP_S = 7.5  # datapoints further apart than this are not contiguous (nominal spacing 5 s)
+TYPE_LABELS = {"seizure": 1, "false alarm": 0, "nda": 0}
+
+_LOG = logging.getLogger(__name__)
+_CHUNK_CHARS = 1 << 20
+_WHITESPACE = re.compile(r"[ \t\n\r]*")
+_DECODER = json.JSONDecoder()
+
+
+class OsdbFileError(ValueError):
+    """An OSDB file that cannot be used at all (missing, unreadable, empty, invalid JSON, wrong type)."""
+
+
+@dataclass(eq=False)
+class Event:
+    """One OSDB event; per-datapoint arrays are sorted by time, n datapoints of 125 samples."""
+    id: object
+    user_id: object
+    type: str
+    sub_type: object
+    desc: str
+    data_time: float  # epoch seconds
+    seizure_times: object  # (start, end) seconds relative to data_time, or None
+    label: int  # 1 seizure, 0 false alarm / nda
+    dp_times: np.ndarray  # float64 (n,) epoch seconds of the LAST sample of each datapoint
+    mag: np.ndarray  # float32 (n, 125) milli-g
+    acc3d: object  # float32 (n, 125, 3) milli-g, or None
+    alarm_state: np.ndarray  # int8 (n,), -1 when missing
+    hr: np.ndarray  # float32 (n,), nan when missing
+    source: object  # dataSourceName or None
+
+    def summary(self):
+        """The scalar fields as a dict (what evaluation.py expects)."""
+        return {"id": self.id, "user_id": self.user_id, "type": self.type, "sub_type": self.sub_type,
+                "label": self.label, "seizure_times": self.seizure_times, "desc": self.desc}
+
+
+@dataclass
+class ReadStats:
+    """What reading kept, and what it dropped (`skipped`) or fixed (`repaired`), by reason."""
+    files: int = 0
+    events_in: int = 0
+    events_kept: int = 0
+    datapoints_in: int = 0
+    datapoints_kept: int = 0
+    skipped: Counter = field(default_factory=Counter)
+    repaired: Counter = field(default_factory=Counter)
+
+    def merge(self, other):
+        """Add another file's counts to these."""
+        for name in ("files", "events_in", "events_kept", "datapoints_in", "datapoints_kept"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.skipped.update(other.skipped)
+        self.repaired.update(other.repaired)
+
+
+def parse_time(value):
+    """Epoch seconds from an ISO string, a "dd-mm-YYYY HH:MM:SS" string or an epoch s/ms number; else None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        t = float(value)
+        if not np.isfinite(t) or t <= 0:
+            return None
+        return t / 1000.0 if t > 1e11 else t
+    if not isinstance(value, str):
+        return None
+    try:
+        dt = datetime.fromisoformat(value.strip())
+    except ValueError:
+        try:
+            dt = datetime.strptime(value.strip(), "%d-%m-%Y %H:%M:%S")
+        except ValueError:
+            return None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    return dt.timestamp()
+
+
+class _JsonStream:
+    """Yields the events of a JSON array (or one object) from a text file, one decoded value at a time."""
+
+    def __init__(self, f, path):
+        self.f, self.path = f, path
+        self.buf, self.pos, self.consumed, self.eof = "", 0, 0, False
+
+    def error(self, problem):
+        return OsdbFileError(f"{self.path}: {problem}")
+
+    def _fill(self, min_chars):
+        """Drop the consumed text, then read until min_chars are buffered or the file ends."""
+        self.consumed += self.pos
+        self.buf, self.pos = self.buf[self.pos:], 0
+        while not self.eof and len(self.buf) < min_chars:
+            try:
+                chunk = self.f.read(max(_CHUNK_CHARS, min_chars - len(self.buf)))
+            except (OSError, UnicodeDecodeError) as exc:
+                raise self.error(f"unreadable ({exc})") from None
+            self.eof = not chunk
+            self.buf += chunk
+
+    def _next_char(self):
+        """Skip whitespace; the next character, or '' at the end of the file."""
+        while True:
+            self.pos = _WHITESPACE.match(self.buf, self.pos).end()
+            if self.pos < len(self.buf):
+                return self.buf[self.pos]
+            if self.eof:
+                return ""
+            self._fill(_CHUNK_CHARS)
+
+    def _decode(self):
+        """Decode one value, reading more (doubling) while it may only be cut off by the buffer end."""
+        while True:
+            try:
+                value, end = _DECODER.raw_decode(self.buf, self.pos)
+                if end < len(self.buf) or self.eof:
+                    self.pos = end
+                    return value
+            except json.JSONDecodeError as exc:
+                cut_off = exc.pos >= len(self.buf) - 16 or exc.msg.startswith("Unterminated string")
+                if self.eof or not cut_off:
+                    raise self.error(f"invalid JSON at char {self.consumed + exc.pos}: {exc.msg}") from None
+            self._fill(2 * max(len(self.buf) - self.pos, _CHUNK_CHARS))
+
+    def _expect_end(self):
+        if self._next_char():
+            raise self.error(f"invalid JSON at char {self.consumed + self.pos}: extra data after the value")
+
+    def values(self):
+        first = self._next_char()
+        if first == "{":
+            yield self._decode()
+        elif first == "[":
+            self.pos += 1
+            if self._next_char() == "]":
+                self.pos += 1
+            else:
+                while True:
+                    self._next_char()
+                    yield self._decode()
+                    sep = self._next_char()
+                    self.pos += 1
+                    if sep == "]":
+                        break
+                    if sep != ",":
+                        raise self.error(f"invalid JSON at char {self.consumed + self.pos - 1}: "
+                                         "expected ',' or ']' between events")
+        elif first == "":
+            raise self.error("empty file")
+        else:
+            raise self.error("top level is not a JSON array or object of events")
+        self._expect_end()
+
+
+def _numeric_row(value, length):
+    """A float32 array of `length` finite numbers, or the reason the value is not one."""
+    if value is None or (isinstance(value, list) and not value):
+        return "missing"
+    if not isinstance(value, list):
+        return "not_numeric"
+    if len(value) != length:
+        return "wrong_length"
+    try:
+        arr = np.array(value)
+    except (ValueError, TypeError):
+        return "not_numeric"
+    if arr.ndim != 1 or arr.dtype.kind not in "iuf":
+        return "not_numeric"
+    arr = arr.astype(np.float32)
+    return arr if np.isfinite(arr).all() else "non_finite"
+
+
+def _small_int(value, missing=-1):
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and -128 <= value <= 127
+    return int(value) if ok and value == int(value) else missing
+
+
+def _heart_rate(value):
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value < 1000
+    return float(value) if ok else np.nan
+
+
+def _seizure_times(value, stats):
+    if value is None or value == []:
+        return None
+    ok = isinstance(value, (list, tuple)) and len(value) == 2 and all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v) for v in value)
+    if ok and value[0] < value[1]:
+        return float(value[0]), float(value[1])
+    stats.repaired["seizure_times_malformed"] += 1
+    return None
+
+
+def _acc3d(values, stats):
+    """(n, 125, 3) float32 from the kept datapoints' rawData3D, or None (absent, all zeros or invalid)."""
+    rows = [_numeric_row(v, 3 * SAMPLES_PER_DP) for v in values]
+    if all(isinstance(r, str) and r == "missing" for r in rows):
+        return None
+    if any(isinstance(r, str) for r in rows):
+        stats.repaired["acc3d_invalid"] += 1
+        return None
+    acc = np.stack(rows).reshape(len(rows), SAMPLES_PER_DP, 3)
+    return acc if acc.any() else None
+
+
+def _datapoints(dps, stats):
+    """Clean one event's datapoints: times, magnitudes, alarm states, hr and raw 3-D values, or None."""
+    times, mags, alarms, hrs, raw3d = [], [], [], [], []
+    for dp in dps:
+        if not isinstance(dp, dict):
+            stats.skipped["dp_not_object"] += 1
+            continue
+        t = parse_time(dp.get("dataTime"))
+        if t is None:
+            stats.skipped["dp_bad_time"] += 1
+            continue
+        mag = _numeric_row(dp.get("rawData"), SAMPLES_PER_DP)
+        if isinstance(mag, str):
+            stats.skipped["dp_raw_" + mag] += 1
+            continue
+        times.append(t)
+        mags.append(mag)
+        alarms.append(_small_int(dp.get("alarmState")))
+        hrs.append(_heart_rate(dp.get("hr")))
+        raw3d.append(dp.get("rawData3D"))
+    if not times:
+        return None
+    times = np.array(times)
+    order = np.argsort(times, kind="stable")
+    if np.any(np.diff(times) < 0):
+        stats.repaired["event_datapoints_sorted"] += 1
+    times, mags = times[order], np.stack(mags)[order]
+    alarms = np.array(alarms, dtype=np.int8)[order]
+    keep = np.r_[True, np.diff(times) != 0]
+    stats.skipped["dp_duplicate_time"] += int((~keep).sum())
+    distinct = np.flatnonzero(keep)
+    same_raw = np.all(mags[distinct[1:]] == mags[distinct[:-1]], axis=1)
+    stats.skipped["dp_duplicate_raw"] += int(same_raw.sum())
+    keep[distinct[1:][same_raw]] = False
+    merged = np.full(int(keep.sum()), -1, dtype=np.int8)
+    np.maximum.at(merged, np.cumsum(keep) - 1, alarms)
+    kept = order[keep]
+    return (times[keep], mags[keep], merged, np.array(hrs, dtype=np.float32)[kept],
+            [raw3d[i] for i in kept])
+
+
+def _event(obj, stats):
+    """An Event from one decoded event object, or (None, reason) when it is skipped."""
+    if not isinstance(obj, dict):
+        return None, "event_not_object"
+    label = TYPE_LABELS.get(str(obj.get("type")).strip().lower())
+    if label is None:
+        return None, "event_unknown_type"
+    data_time = parse_time(obj.get("dataTime"))
+    if data_time is None:
+        return None, "event_bad_time"
+    dps = obj.get("datapoints")
+    if not isinstance(dps, list) or not dps:
+        return None, "event_no_datapoints"
+    stats.datapoints_in += len(dps)
+    cleaned = _datapoints(dps, stats)
+    if cleaned is None:
+        return None, "event_no_usable_datapoints"
+    times, mag, alarm_state, hr, raw3d = cleaned
+    source = obj.get("dataSourceName")
+    desc = obj.get("desc")
+    return Event(id=obj.get("id"), user_id=obj.get("userId"), type=str(obj.get("type")),
+                 sub_type=obj.get("subType"), desc="" if desc is None else str(desc), data_time=data_time,
+                 seizure_times=_seizure_times(obj.get("seizureTimes"), stats), label=label,
+                 dp_times=times, mag=mag, acc3d=_acc3d(raw3d, stats), alarm_state=alarm_state, hr=hr,
+                 source=None if source is None else str(source)), None
+
+
+def read_osdb_file(path, log=None):
+    """Events of one OSDB JSON file and what was dropped; raises OsdbFileError for an unusable file.
+
+    `log` is a logging.Logger (default: this module's); one warning line per file sums up the drops."""
+    log = log or _LOG
+    stats, events = ReadStats(files=1), []
+    try:
+        f = open(path, encoding="utf-8-sig")
+    except OSError as exc:
+        raise OsdbFileError(f"{path}: cannot open ({exc.strerror})") from None
+    with f:
+        for obj in _JsonStream(f, path).values():
+            stats.events_in += 1
+            event, reason = _event(obj, stats)
+            if event is None:
+                stats.skipped[reason] += 1
+                log.debug("%s: skipped event %s: %s", path, obj.get("id") if isinstance(obj, dict) else "?",
+                          reason)
+                continue
+            events.append(event)
+    stats.events_kept = len(events)
+    stats.datapoints_kept = sum(len(e.dp_times) for e in events)
+    stats.skipped, stats.repaired = +stats.skipped, +stats.repaired
+    if stats.skipped or stats.repaired:
+        log.warning("%s: kept %d/%d events, %d/%d datapoints; skipped %s; repaired %s", path,
+                    stats.events_kept, stats.events_in, stats.datapoints_kept, stats.datapoints_in,
+                    dict(stats.skipped), dict(stats.repaired))
+    return events, stats
+
+
+def read_osdb_files(paths, log=None):
+    """All events of several OSDB files, in order, with the summed ReadStats."""
+    events, total = [], ReadStats()
+    for path in paths:
+        file_events, stats = read_osdb_file(path, log)
+        events.extend(file_events)
+        total.merge(stats)
+    return events, total
+
+
+_FILTER_LISTS = {  # eventFilters key -> (Event attribute, include?)
+    "includeUserIds": ("user_id", True), "excludeUserIds": ("user_id", False),
+    "includeTypes": ("type", True), "excludeTypes": ("type", False),
+    "includeSubTypes": ("sub_type", True), "excludeSubTypes": ("sub_type", False),
+    "includeDataSources": ("source", True), "excludeDataSources": ("source", False),
+}
+_FILTER_FLAGS = ("includeText", "excludeText", "require3dData", "requireHrData", "requireO2SatData")
+
+
+def _norm(value):
+    """Comparison key for ids and names: case-insensitive text, None as "null"."""
+    return "null" if value is None else str(value).strip().lower()
+
+
+def filter_events(events, event_filters, invalid_events=()):
+    """Apply the earlier pipeline's `eventFilters` and drop the ids in `invalid_events` (osdbConfig's list).
+
+    Lists compare case-insensitively as text (39 matches "39"; a missing subType or dataSourceName
+    matches "null"); empty or absent lists do not filter. Text filters look for substrings of `desc`,
+    ignoring case. require3dData needs acc3d, requireHrData at least one valid hr. Keys starting with "_"
+    or ending in "_desc" are ignored; other unknown keys, and a true requireO2SatData (O2 saturation is
+    not read), raise ValueError. Returns (kept events, {reason: events dropped, "kept": n}); an event
+    counts under the first rule that drops it: invalid, then the lists in key order, text, data."""
+    cfg = {k: v for k, v in (event_filters or {}).items() if not (k.startswith("_") or k.endswith("_desc"))}
+    unknown = set(cfg) - set(_FILTER_LISTS) - set(_FILTER_FLAGS)
+    if unknown:
+        raise ValueError(f"unknown eventFilters keys: {sorted(unknown)}")
+    if cfg.get("requireO2SatData"):
+        raise ValueError("requireO2SatData is not supported: O2 saturation is not read")
+    rules = [("invalid_event", lambda e, ids={_norm(i) for i in invalid_events}: _norm(e.id) in ids)]
+    for key, (attr, include) in _FILTER_LISTS.items():
+        names = {_norm(v) for v in cfg.get(key) or []}
+        if names:
+            rules.append((key, lambda e, a=attr, n=names, inc=include: (_norm(getattr(e, a)) in n) != inc))
+    include_text = [t.lower() for t in cfg.get("includeText") or []]
+    exclude_text = [t.lower() for t in cfg.get("excludeText") or []]
+    if include_text:
+        rules.append(("includeText", lambda e: not any(t in e.desc.lower() for t in include_text)))
+    if exclude_text:
+        rules.append(("excludeText", lambda e: any(t in e.desc.lower() for t in exclude_text)))
+    if cfg.get("require3dData"):
+        rules.append(("require3dData", lambda e: e.acc3d is None))
+    if cfg.get("requireHrData"):
+        rules.append(("requireHrData", lambda e: not np.isfinite(e.hr).any()))
+    kept, stats = [], Counter()
+    for event in events:
+        reason = next((name for name, drops in rules if drops(event)), None)
+        if reason is None:
+            kept.append(event)
+        else:
+            stats[reason] += 1
+    stats["kept"] = len(kept)
+    return kept, dict(stats)
+
+
+def _check_prop(name, value):
+    if not 0.0 <= value < 1.0:
+        raise ValueError(f"{name} must be in [0, 1), got {value}")
+
+
+def _user_units(events, idx):
+    """Per user (sorted by key): (indices, weight, has seizures); weight = seizure events, else events."""
+    groups = {}
+    for i in idx:
+        groups.setdefault(_norm(events[i].user_id), []).append(i)
+    units = []
+    for key in sorted(groups):
+        members = groups[key]
+        n_seizures = sum(events[i].label == 1 for i in members)
+        units.append((members, n_seizures or len(members), n_seizures > 0))
+    return units
+
+
+def _pick(events, idx, prop, rng, by_user):
+    """Choose about `prop` of the events at `idx`, per label (by event) or per stratum of users."""
+    chosen = []
+    if not by_user:
+        for label in (0, 1):
+            group = [i for i in idx if events[i].label == label]
+            chosen.extend(rng.permutation(group)[:int(np.floor(prop * len(group) + 0.5))].tolist())
+    else:
+        units = _user_units(events, idx)
+        for seizure_stratum in (False, True):
+            stratum = [u for u in units if u[2] == seizure_stratum]
+            target, total = prop * sum(u[1] for u in stratum), 0
+            for k in rng.permutation(len(stratum)):
+                members, weight, _ = stratum[k]
+                if total + weight / 2 < target:
+                    chosen.extend(members)
+                    total += weight
+    chosen_set = set(chosen)
+    return sorted(chosen_set), [i for i in idx if i not in chosen_set]
+
+
+def split_events(events, test_prop, validation_prop, seed, by_user=False):
+    """(train, val, test) event lists, stratified by label (seizure or not); deterministic for a seed.
+
+    test_prop of each class goes to test, validation_prop of the rest to val. With by_user every user's
+    events go to one split; users with seizures and users without are split separately, aiming at
+    test_prop of the seizure events (resp. events), which is best effort. Lists keep the input order."""
+    _check_prop("test_prop", test_prop)
+    _check_prop("validation_prop", validation_prop)
+    rng = np.random.default_rng(seed)
+    test, rest = _pick(events, list(range(len(events))), test_prop, rng, by_user)
+    val, train = _pick(events, rest, validation_prop, rng, by_user)
+    return [events[i] for i in train], [events[i] for i in val], [events[i] for i in test]
+
+
+def _fold_of(events, k, rng, by_user):
+    """Fold number of each event: labels dealt round-robin after a shuffle, or users packed by weight."""
+    fold = np.zeros(len(events), dtype=int)
+    if not by_user:
+        offset = 0
+        for label in (0, 1):
+            group = rng.permutation([i for i, e in enumerate(events) if e.label == label]).astype(int)
+            fold[group] = (offset + np.arange(len(group))) % k
+            offset += len(group)
+        return fold
+    units = _user_units(events, range(len(events)))
+    for seizure_stratum in (False, True):
+        stratum = [units[j] for j in rng.permutation(len(units)) if units[j][2] == seizure_stratum]
+        load = np.zeros(k)
+        for members, weight, _ in sorted(stratum, key=lambda u: -u[1]):
+            f = int(np.argmin(load))
+            fold[members] = f
+            load[f] += weight
+    return fold
+
+
+def kfold_splits(events, k, seed, by_user=False, validation_prop=0.0):
+    """Yield (train, val, test) for each of k folds; each event (or user) is in exactly one test fold."""
+    if k < 2:
+        raise ValueError(f"k must be at least 2, got {k}")
+    _check_prop("validation_prop", validation_prop)
+    fold = _fold_of(events, k, np.random.default_rng(seed), by_user)
+    for f in range(k):
+        test = [i for i in range(len(events)) if fold[i] == f]
+        rest = [i for i in range(len(events)) if fold[i] != f]
+        val, train = _pick(events, rest, validation_prop, np.random.default_rng([seed, f]), by_user)
+        yield [events[i] for i in train], [events[i] for i in val], [events[i] for i in test]
+
+
+def phase_shifted_copies(event, step):
+    """Copies of the event re-sliced at offsets step, 2*step, ... < 125 samples.
+
+    At offset o, new datapoint j holds samples o..124 of datapoint j and 0..o-1 of datapoint j+1, so its
+    last-sample time is dp_times[j+1] - (125-o)/25 s and it takes datapoint j+1's alarm state and hr. The
+    partial datapoints at both ends are dropped, and so are new datapoints that would span a gap."""
+    n = len(event.dp_times)
+    if n < 2 or step <= 0:
+        return []
+    contiguous = np.diff(event.dp_times) <= MAX_DP_GAP_S
+    if not contiguous.any():
+        return []
+    flat, length = event.mag.reshape(-1), (n - 1) * SAMPLES_PER_DP
+    copies = []
+    for off in range(step, SAMPLES_PER_DP, step):
+        acc = None
+        if event.acc3d is not None:
+            acc = event.acc3d.reshape(-1, 3)[off:off + length].reshape(n - 1, SAMPLES_PER_DP, 3)[contiguous]
+        copies.append(replace(
+            event, mag=flat[off:off + length].reshape(n - 1, SAMPLES_PER_DP)[contiguous], acc3d=acc,
+            dp_times=event.dp_times[1:][contiguous] - (SAMPLES_PER_DP - off) / SAMPLE_RATE_HZ,
+            alarm_state=event.alarm_state[1:][contiguous], hr=event.hr[1:][contiguous]))
+    return copies
+
+
+def noisy_copy(event, std_mg, rng):
+    """A copy with N(0, std_mg) added to x, y, z and the magnitude recomputed (to the magnitude if no 3-D)."""
+    if event.acc3d is None:
+        return replace(event, mag=(event.mag + rng.normal(0.0, std_mg, event.mag.shape)).astype(np.float32))
+    acc = (event.acc3d + rng.normal(0.0, std_mg, event.acc3d.shape)).astype(np.float32)
+    return replace(event, acc3d=acc, mag=np.sqrt(np.square(acc, dtype=np.float64).sum(axis=-1)).astype(np.float32))
+
+
+def augment_events(events, cfg, rng):
+    """Training events plus augmented copies of the seizure events, as the earlier pipeline did.
+
+    `cfg` is `dataProcessing`: phaseAugmentation (phaseAugmentationStep, default 1) runs first, then
+    noiseAugmentation (noiseAugmentationFactor copies, default 1, of noiseAugmentationValue mg, default
+    30) on the seizure events and their phase copies. Copies keep their source's id and share its
+    unchanged arrays; originals are not modified. userAugmentation is not supported (ValueError)."""
+    if cfg.get("userAugmentation"):
+        raise ValueError("userAugmentation is not supported")
+    out = list(events)
+    seizures = [e for e in events if e.label == 1]
+    if cfg.get("phaseAugmentation"):
+        shifted = [c for e in seizures for c in phase_shifted_copies(e, int(cfg.get("phaseAugmentationStep", 1)))]
+        out += shifted
+        seizures += shifted
+    if cfg.get("noiseAugmentation"):
+        std = float(cfg.get("noiseAugmentationValue", 30.0))
+        out += [noisy_copy(e, std, rng) for e in seizures for _ in range(int(cfg.get("noiseAugmentationFactor", 1)))]
+    return out

@@ -1,0 +1,224 @@
+"""The main job: OSDB events -> split -> augment -> 30 s windows -> train -> export -> test -> summary.
+
+    python runSequence.py --config nnConfig.json              # a new run in output/<modelFname>/<N>/
+    python runSequence.py --config nnConfig.json --rerun 3    # resume / re-test run 3
+    python runSequence.py --config nnConfig.json --kfold 5
+
+With `osdbConfig.simulate` true and no OSDB files in `cacheDir`, the simulated database (osdbSim.py)
+is written there first; real OSDB files go through exactly the same reading code.
+"""
+import argparse
+import json
+import logging
+import shutil
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import configUtils
+import nnTester
+import nnTrainer
+import osdbData
+import osdbSim
+import windowing
+
+LOG = logging.getLogger("runSequence")
+
+
+def get_args_parser():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", default="nnConfig.json", help="nnConfig.json file")
+    parser.add_argument("--kfold", type=int, default=1, help="number of folds (1: one split)")
+    parser.add_argument("--rerun", type=int, default=0, help="continue or re-test run N (0: new run)")
+    parser.add_argument("--outDir", default="output", help="root of the run folders")
+    parser.add_argument("--train", action="store_true", help="train (default when neither flag is given)")
+    parser.add_argument("--test", action="store_true", help="test (default when neither flag is given)")
+    parser.add_argument("--evalReal", default=None,
+                        help="folder of real data (osdb_example/, adl_wrist/) to report on, never train on "
+                             "(default: the config's evaluation.realDataDir if it exists)")
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks")
+    return parser
+
+
+# ---------------------------------------------------------------- run folder and log
+def run_folder(out_dir, model_fname, rerun):
+    """`<outDir>/<modelFname>/<N>/`: N = 1 + the highest existing number, or the rerun's N."""
+    base = Path(out_dir) / model_fname
+    if rerun:
+        folder = base / str(rerun)
+        if not folder.is_dir():
+            raise configUtils.ConfigError(f"{folder}: no such run to rerun")
+        return folder
+    base.mkdir(parents=True, exist_ok=True)
+    numbers = [int(p.name) for p in base.iterdir() if p.is_dir() and p.name.isdigit()]
+    folder = base / str(max(numbers, default=0) + 1)
+    folder.mkdir()
+    return folder
+
+
+class Tee:
+    """Write to the console and the run's log file."""
+
+    def __init__(self, stream, log_file):
+        self.stream, self.log_file = stream, log_file
+
+    def write(self, text):
+        self.stream.write(text)
+        self.log_file.write(text)
+        return len(text)
+
+    def flush(self):
+        self.stream.flush()
+        self.log_file.flush()
+
+    def isatty(self):
+        return self.stream.isatty()
+
+
+def start_log(folder):
+    log_file = open(folder / f"runSequence_{datetime.now():%Y%m%d_%H%M%S}.log", "a", buffering=1)
+    sys.stdout, sys.stderr = Tee(sys.__stdout__, log_file), Tee(sys.__stderr__, log_file)
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout, force=True)
+
+
+# ---------------------------------------------------------------- data
+def osdb_paths(config):
+    """The OSDB files of the config; writes the simulated database first when asked to."""
+    cache = Path(configUtils.get(config, "osdbConfig.cacheDir"))
+    paths = [cache / name for name in configUtils.get(config, "osdbConfig.osdbFiles")]
+    missing = [p for p in paths if not p.exists()]
+    if missing and configUtils.get(config, "osdbConfig.simulate"):
+        cache.mkdir(parents=True, exist_ok=True)
+        sim = {key.split(".")[-1]: configUtils.get(config, key) for key in configUtils.SCHEMA
+               if key.startswith("osdbConfig.simulation.")}
+        for path in missing:
+            LOG.info(f"writing the simulated OSDB database {path}")
+            summary = osdbSim.simulate_database(
+                path, n_users=sim["users"], seizures_per_user=sim["seizuresPerUser"],
+                nda_per_user=sim["ndaPerUser"], false_alarms_per_user=sim["falseAlarmsPerUser"],
+                seed=sim["seed"], quirk_rate=sim["quirkRate"])
+            LOG.info(f"  {json.dumps(summary)[:300]}")
+    elif missing:
+        raise osdbData.OsdbFileError(f"{missing[0]}: OSDB file not found (osdbConfig.cacheDir/osdbFiles)")
+    return paths
+
+
+def windows_for(config, events):
+    dp = lambda key: configUtils.get(config, f"dataProcessing.{key}")  # noqa: E731
+    samples = configUtils.get(config, "modelConfig.sampleFreq") * configUtils.get(config, "modelConfig.bufferSeconds")
+    return windowing.make_windows(events, samples, dp("step"), dp("labelMode"), dp("minOverlapS"))
+
+
+def split_for_fold(config, events, kfold, fold):
+    seed = configUtils.get(config, "randomSeed")
+    dp = lambda key: configUtils.get(config, f"dataProcessing.{key}")  # noqa: E731
+    if kfold <= 1:
+        return osdbData.split_events(events, dp("testProp"), dp("validationProp"), seed, dp("splitByUser"))
+    folds = list(osdbData.kfold_splits(events, kfold, seed, dp("splitByUser"), dp("validationProp")))
+    return folds[fold]
+
+
+def prepare_data(config, run_dir, kfold=1, fold=0):
+    """Read, filter, split (train / validation / test), augment and window; write a data summary."""
+    start = time.perf_counter()
+    events, stats = osdbData.read_osdb_files(osdb_paths(config))
+    events, filter_stats = osdbData.filter_events(events, config.get("eventFilters", {}),
+                                                  configUtils.get(config, "osdbConfig.invalidEvents"))
+    train, val, test = split_for_fold(config, events, kfold, fold)
+    rng = np.random.default_rng(configUtils.get(config, "randomSeed"))
+    augmented = osdbData.augment_events(train, config.get("dataProcessing", {}), rng)
+    data = {"train": windows_for(config, augmented), "val": windows_for(config, val),
+            "test": windows_for(config, test), "test_events": test, "val_events": val}
+    summary = {"provenance": "simulated" if configUtils.get(config, "osdbConfig.simulate") else "OSDB",
+               "files": [str(p) for p in osdb_paths(config)], "read": {
+                   "events_kept": stats.events_kept, "events_in": stats.events_in,
+                   "datapoints_kept": stats.datapoints_kept, "skipped": dict(stats.skipped),
+                   "repaired": dict(stats.repaired)}, "filters": filter_stats,
+               "events": {name: count_events(evs) for name, evs in
+                          (("train", train), ("val", val), ("test", test))},
+               "windows": {name: {"n": len(data[name]), "seizure": int(data[name].labels.sum())}
+                           for name in ("train", "val", "test")},
+               "users": {name: sorted({str(e.user_id) for e in evs}) for name, evs in
+                         (("train", train), ("val", val), ("test", test))},
+               "seconds": round(time.perf_counter() - start, 1)}
+    nnTester.write_json(Path(run_dir) / "data_summary.json", summary)
+    LOG.info(f"data: {len(train)}/{len(val)}/{len(test)} train/val/test events, windows "
+             + ", ".join(f"{k} {v['n']} ({v['seizure']} seizure)" for k, v in summary["windows"].items())
+             + f" [{summary['seconds']} s]")
+    data["summary"] = summary
+    return data
+
+
+def count_events(events):
+    counts = {}
+    for e in events:
+        key = f"{e.type}/{e.sub_type}"
+        counts[key] = counts.get(key, 0) + 1
+    return dict(sorted(counts.items()))
+
+
+# ---------------------------------------------------------------- one fold
+def run_fold(config, args, folder, kfold, fold):
+    data = prepare_data(config, folder, kfold, fold)
+    name = configUtils.get(config, "modelConfig.modelFname")
+    best_path = folder / f"{name}.pt"
+    if args.train:
+        model, history, best_path = nnTrainer.train_model(config, data["train"], data["val"], folder)
+        if not nnTrainer.is_main_process():
+            return None
+        nnTester.write_json(folder / "training_history.json", history)
+        import evaluation
+        evaluation.plot_training_history(history, folder / f"{name}_training.png")
+        calibration = nnTester.calibration_sample(data["train"], configUtils.get(config, "randomSeed"))
+        exports = nnTrainer.export_formats(config, best_path, calibration)
+        nnTester.write_json(folder / "export_report.json", exports)
+    if not args.test:
+        return None
+    return nnTester.test_run(config, folder, best_path, data)
+
+
+def main(argv=None):
+    args = get_args_parser().parse_args(argv)
+    if not (args.train or args.test):
+        args.train = args.test = True
+    config, warnings = configUtils.load_config(args.config)
+    torch.manual_seed(configUtils.get(config, "randomSeed"))
+    np.random.seed(configUtils.get(config, "randomSeed"))
+    folder = run_folder(args.outDir, configUtils.get(config, "modelConfig.modelFname"), args.rerun)
+    if nnTrainer.is_main_process():
+        start_log(folder)
+        if not args.rerun:
+            shutil.copy(args.config, folder / Path(args.config).name)
+    for warning in warnings:
+        LOG.info(f"note: {warning}")
+    LOG.info(f"run folder {folder}")
+    results = []
+    for fold in range(max(args.kfold, 1)):
+        fold_dir = folder if args.kfold <= 1 else folder / f"fold{fold}"
+        fold_dir.mkdir(exist_ok=True)
+        results.append(run_fold(config, args, fold_dir, args.kfold, fold))
+    if nnTrainer.is_main_process() and args.test:
+        nnTester.write_summary(folder, results, config, args.evalReal)
+    return 0
+
+
+def cli():
+    debug = "--debug" in sys.argv
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        print("error: interrupted; rerun with --rerun N to resume", file=sys.__stderr__)
+        sys.exit(130)
+    except (ValueError, OSError) as err:
+        if debug:
+            raise
+        print(f"error: {str(err).splitlines()[0] if str(err) else type(err).__name__}", file=sys.__stderr__)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    cli()

@@ -1,0 +1,43 @@
+"""Shared test helpers: the repo root on sys.path, fixture paths, checkpoint factories, CLI runner."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+sys.path.insert(0, str(ROOT))
+
+import deepEpiCnn  # noqa: E402
+
+
+def make_checkpoint(path, num_classes=2, conv_dropout=0.0, config=None, bare=False, seed=0):
+    """Save a randomly initialised DeepEpiCnn checkpoint in the earlier pipeline's layout."""
+    torch.manual_seed(seed)
+    model = deepEpiCnn.DeepEpiCnn(num_classes=num_classes, conv_dropout=conv_dropout)
+    for module in model.modules():  # non-trivial BatchNorm statistics
+        if isinstance(module, torch.nn.BatchNorm1d):
+            module.running_mean.uniform_(-0.1, 0.1)
+            module.running_var.uniform_(0.5, 1.5)
+    state = model.state_dict()
+    obj = state if bare else {"epoch": 3, "global_step": 30, "model_state_dict": state,
+                              "optimizer_state_dict": {}, "conv_dropout": conv_dropout,
+                              "dense_dropout": 0.025, "config": config or {}}
+    torch.save(obj, path)
+    return model.eval()
+
+
+def run_script(script, *args, cwd=None):
+    """Run one of the repo's scripts as a user would; return CompletedProcess (text)."""
+    env = dict(os.environ, PYTHONWARNINGS="ignore")
+    return subprocess.run([sys.executable, str(ROOT / script), *map(str, args)], capture_output=True,
+                          text=True, cwd=cwd or ROOT, env=env, timeout=600)
+
+
+@pytest.fixture
+def legacy_io():
+    import numpy as np
+    return np.load(FIXTURES / "legacy_deepepicnn_io.npz")

@@ -1,0 +1,134 @@
+"""Export core: .pt -> .pte, .pt -> .ptl -> .pte, checkpoint layouts, verification, atomic output."""
+import json
+
+import numpy as np
+import pytest
+import torch
+
+import convertPt2Pte
+import convertPt2Ptl
+import convertPtl2Pte
+import deepEpiCnn
+import exportUtils
+from conftest import FIXTURES, make_checkpoint, run_script
+
+
+def pte_outputs(path, inputs):
+    return exportUtils.run_pte(str(path), torch.from_numpy(np.ascontiguousarray(inputs)))
+
+
+def test_state_dict_keys_match_earlier_layouts():
+    plain = deepEpiCnn.expected_keys(conv_dropout=0.0)
+    dropout = deepEpiCnn.expected_keys(conv_dropout=0.1)
+    assert max(int(k.split(".")[1]) for k in plain if k.startswith("conv_stack")) == 40
+    assert max(int(k.split(".")[1]) for k in dropout if k.startswith("conv_stack")) == 53
+    legacy = torch.load(FIXTURES / "legacy_deepepicnn.pt", weights_only=True)["model_state_dict"]
+    assert set(legacy) == plain
+    assert {"fc_out.weight", "bn4.running_var", "conv_stack.52.num_batches_tracked"} <= dropout
+    assert deepEpiCnn.output_length(750) == 157
+
+
+@pytest.mark.parametrize("shape", [(4, 1, 750), (4, 750, 1), (4, 750)])
+def test_forward_accepts_all_input_layouts(shape):
+    model = deepEpiCnn.DeepEpiCnn().eval()
+    x = torch.randn(4, 1, 750)
+    ref = model(x)
+    assert torch.allclose(model(x.reshape(shape)), ref)
+
+
+def test_dropout_layout_checkpoint_loads(tmp_path):
+    src = tmp_path / "drop.pt"
+    model = make_checkpoint(src, conv_dropout=0.025)
+    loaded, shape, info = exportUtils.model_from_checkpoint(src)
+    x = exportUtils.reference_windows((1, 1, 750))
+    assert torch.equal(loaded(x), model(x))
+    assert shape == (1, 1, 750) and info["epoch"] == 3
+
+
+def test_legacy_checkpoint_to_pte_matches_old_pytorch(tmp_path, legacy_io):
+    out = tmp_path / "legacy.pte"
+    assert convertPt2Pte.main([str(FIXTURES / "legacy_deepepicnn.pt"), "-o", str(out), "-q"]) == 0
+    got = pte_outputs(out, legacy_io["inputs"])
+    assert np.abs(got - legacy_io["outputs"]).max() < 1e-4
+    entry = json.loads((tmp_path / "legacy.json").read_text())
+    assert entry["fname"] == "legacy.pte" and entry["input_size"] == 750
+    assert entry["framework"] == "executorch" and entry["sha256"] == exportUtils.sha256_of(out)
+
+
+def test_two_step_pt_ptl_pte_matches_old_pytorch(tmp_path, legacy_io):
+    ptl, pte = tmp_path / "m.ptl", tmp_path / "m.pte"
+    assert convertPt2Ptl.main([str(FIXTURES / "legacy_deepepicnn.pt"), "-o", str(ptl), "-q"]) == 0
+    from torch.jit.mobile import _load_for_lite_interpreter
+    lite = _load_for_lite_interpreter(str(ptl))
+    x = torch.from_numpy(legacy_io["inputs"].copy())
+    assert np.abs(lite(x[:1]).numpy() - legacy_io["outputs"][:1]).max() < 1e-4
+    assert convertPtl2Pte.main([str(ptl), "-o", str(pte), "-q"]) == 0  # shape read from the .ptl
+    assert np.abs(pte_outputs(pte, legacy_io["inputs"]) - legacy_io["outputs"]).max() < 1e-4
+
+
+def test_three_class_1500_sample_bare_state_dict(tmp_path):
+    """A bare state_dict (no config): length from --input-shape, classes from the weights."""
+    src, out = tmp_path / "bare.pt", tmp_path / "bare.pte"
+    model = make_checkpoint(src, num_classes=3, conv_dropout=0.1, bare=True)
+    assert convertPt2Pte.main([str(src), "-o", str(out), "--input-shape", "1,1,1500",
+                               "--num-classes", "3", "-q"]) == 0
+    x = exportUtils.reference_windows((1, 1, 1500), n=4, seed=7)
+    got = pte_outputs(out, x.numpy())
+    assert got.shape == (4, 3)
+    assert np.abs(got - model(x).detach().numpy()).max() < 1e-4
+    assert json.loads((tmp_path / "bare.json").read_text())["input_size"] == 1500
+
+
+def test_input_length_from_checkpoint_config(tmp_path):
+    cases = [({"modelConfig": {"sampleFreq": 25, "bufferSeconds": 60}}, 1500),
+             ({"sampleFreq": 25, "bufferSeconds": 20}, 500),
+             ({"dataProcessing": {"rawDataLength": 1000}}, 1000), ({}, 750)]
+    for i, (config, length) in enumerate(cases):
+        make_checkpoint(tmp_path / f"c{i}.pt", config=config)
+        assert exportUtils.model_from_checkpoint(tmp_path / f"c{i}.pt")[1] == (1, 1, length)
+
+
+def test_portable_backend_is_verified_too(tmp_path):
+    src, out = tmp_path / "p.pt", tmp_path / "p.pte"
+    make_checkpoint(src)
+    assert convertPt2Pte.main([str(src), "-o", str(out), "--backend", "portable", "-q"]) == 0
+    entry = json.loads((tmp_path / "p.json").read_text())
+    assert entry["backend"] == "portable"
+
+
+def test_failed_verification_leaves_no_file_and_keeps_old_one(tmp_path, monkeypatch, capsys):
+    src, out = tmp_path / "m.pt", tmp_path / "m.pte"
+    make_checkpoint(src)
+    out.write_bytes(b"previous verified model")
+    real_run = exportUtils.run_pte
+    monkeypatch.setattr(exportUtils, "run_pte", lambda *a, **k: real_run(*a, **k) + 1e-3)
+    assert convertPt2Pte.main([str(src), "-o", str(out), "--jobs", "1"]) == 1
+    assert "verification failed" in capsys.readouterr().err
+    assert out.read_bytes() == b"previous verified model"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.pt", "m.pte"]
+
+
+def test_needs_pickle_is_refused_with_flag_name(tmp_path):
+    src = tmp_path / "whole.pt"
+    torch.save(deepEpiCnn.DeepEpiCnn(), src)  # a pickled whole nn.Module
+    with pytest.raises(exportUtils.ExportError, match="--allow-pickle"):
+        exportUtils.load_checkpoint(src)
+    state, _ = exportUtils.load_checkpoint(src, allow_pickle=True)
+    assert "fc_out.weight" in state
+
+
+def test_app_contract_notes():
+    assert exportUtils.app_contract_notes((1, 1, 750), np.zeros((2, 2))) == []
+    notes = exportUtils.app_contract_notes((4, 750), np.zeros((2, 1)))
+    assert len(notes) == 2 and "class dimension" in notes[1]
+
+
+def test_cli_success_and_failure_exit_codes(tmp_path):
+    src = tmp_path / "m.pt"
+    make_checkpoint(src)
+    ok = run_script("convertPt2Pte.py", src, "-o", tmp_path / "m.pte")
+    assert ok.returncode == 0, ok.stderr
+    assert "verified, max |d logit|" in ok.stdout
+    bad = run_script("convertPt2Pte.py", tmp_path / "missing.pt")
+    assert bad.returncode == 1
+    assert bad.stderr.strip().splitlines() == [f"error: {tmp_path / 'missing.pt'}: no such file"]
