@@ -9,6 +9,7 @@ Every failure is an ExportError whose message is one line; `run_cli` prints it a
 import contextlib
 import hashlib
 import json
+import logging
 import os
 import signal
 import sys
@@ -142,12 +143,12 @@ def trace(model, example):
 def optimize_for_mobile(scripted):
     """Return (module, note): mobile-optimised when this torch has XNNPACK, else unchanged + why."""
     from torch.utils.mobile_optimizer import optimize_for_mobile as optimize
-    if not torch.backends.xnnpack.enabled:
-        return scripted, "not mobile-optimised: this PyTorch build has no XNNPACK"
     try:
         return optimize(scripted), "mobile-optimised"
     except RuntimeError as err:
-        return scripted, f"not mobile-optimised: {str(err).splitlines()[0][:120]}"
+        if "XNNPACK" in str(err):
+            return scripted, "not mobile-optimised: this PyTorch build has no XNNPACK"
+        return scripted, f"not mobile-optimised: {first_line(err)[:120]}"
 
 
 def load_torchscript(path):
@@ -180,11 +181,14 @@ def export_program(module, example):
     """torch.export a module (eager, or TorchScript via TS2EPConverter) with a static input shape."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
+        logging.getLogger("torch._export").setLevel(logging.ERROR)
         try:
             if isinstance(module, torch.jit.ScriptModule):
                 from torch._export.converter import TS2EPConverter
-                module = TS2EPConverter(module, (example,)).convert().module()
-            return torch.export.export(module.eval(), (example,))
+                module = TS2EPConverter(module, (example,)).convert().module()  # a graph: no .eval()
+            else:
+                module = module.eval()
+            return torch.export.export(module, (example,))
         except Exception as err:
             raise ExportError(f"torch.export failed: {first_line(err)}") from None
 

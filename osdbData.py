@@ -85,27 +85,35 @@ class ReadStats:
         self.repaired.update(other.repaired)
 
 
-def parse_time(value):
-    """Epoch seconds from an ISO string, a "dd-mm-YYYY HH:MM:SS" string or an epoch s/ms number; else None."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, (int, float)):
-        t = float(value)
-        if not np.isfinite(t) or t <= 0:
-            return None
-        return t / 1000.0 if t > 1e11 else t
-    if not isinstance(value, str):
+def _real(value):
+    """A JSON number as a float (inf for an int too big for float), or None for anything else."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
     try:
-        dt = datetime.fromisoformat(value.strip())
-    except ValueError:
+        return float(value)
+    except OverflowError:
+        return float("inf") if value > 0 else float("-inf")
+
+
+def parse_time(value):
+    """Epoch seconds from an ISO string, a "dd-mm-YYYY HH:MM:SS" string or an epoch s/ms number.
+
+    None when unparsable or outside 1970..2286 (so absurd numbers cannot ruin float64 time precision)."""
+    t = _real(value)
+    if t is not None:
+        t = t / 1000.0 if t > 1e11 else t
+    elif isinstance(value, str):
         try:
-            dt = datetime.strptime(value.strip(), "%d-%m-%Y %H:%M:%S")
+            dt = datetime.fromisoformat(value.strip())
         except ValueError:
-            return None
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)
-    return dt.timestamp()
+            try:
+                dt = datetime.strptime(value.strip(), "%d-%m-%Y %H:%M:%S")
+            except ValueError:
+                return None
+        t = (dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)).timestamp()
+    else:
+        return None
+    return t if 0 < t < 1e10 else None
 
 
 class _JsonStream:
@@ -203,22 +211,21 @@ def _numeric_row(value, length):
 
 
 def _small_int(value, missing=-1):
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and -128 <= value <= 127
-    return int(value) if ok and value == int(value) else missing
+    v = _real(value)
+    return int(v) if v is not None and -128 <= v <= 127 and v == int(v) else missing
 
 
 def _heart_rate(value):
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value < 1000
-    return float(value) if ok else np.nan
+    v = _real(value)
+    return v if v is not None and 0 < v < 1000 else np.nan
 
 
 def _seizure_times(value, stats):
     if value is None or value == []:
         return None
-    ok = isinstance(value, (list, tuple)) and len(value) == 2 and all(
-        isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v) for v in value)
-    if ok and value[0] < value[1]:
-        return float(value[0]), float(value[1])
+    times = [_real(v) for v in value] if isinstance(value, list) and len(value) == 2 else [None]
+    if all(t is not None and np.isfinite(t) for t in times) and times[0] < times[1]:
+        return times[0], times[1]
     stats.repaired["seizure_times_malformed"] += 1
     return None
 
@@ -357,7 +364,7 @@ def _norm(value):
     return "null" if value is None else str(value).strip().lower()
 
 
-def filter_events(events, event_filters, invalid_events=()):
+def filter_events(events, event_filters, invalid_events=None):
     """Apply the earlier pipeline's `eventFilters` and drop the ids in `invalid_events` (osdbConfig's list).
 
     Lists compare case-insensitively as text (39 matches "39"; a missing subType or dataSourceName
@@ -372,7 +379,8 @@ def filter_events(events, event_filters, invalid_events=()):
         raise ValueError(f"unknown eventFilters keys: {sorted(unknown)}")
     if cfg.get("requireO2SatData"):
         raise ValueError("requireO2SatData is not supported: O2 saturation is not read")
-    rules = [("invalid_event", lambda e, ids={_norm(i) for i in invalid_events}: _norm(e.id) in ids)]
+    invalid = {_norm(i) for i in invalid_events or ()}
+    rules = [("invalid_event", lambda e: _norm(e.id) in invalid)]
     for key, (attr, include) in _FILTER_LISTS.items():
         names = {_norm(v) for v in cfg.get(key) or []}
         if names:

@@ -50,11 +50,12 @@ APP_VERSIONS = ("4.1.2", "4.2.3", "4.2.8", "5.0.9")
 def make_user(rng, user_id):
     """Random traits of one user: sensor, watch orientation, seizure style, activity mix, settings."""
     return {
-        "id": int(user_id), "gain": 1 + rng.normal(0, 0.02, 3), "offset": rng.normal(0, 15, 3),
+        "id": int(user_id), "gain": 1 + np.clip(rng.normal(0, 0.015, 3), -0.035, 0.035),
+        "offset": np.clip(rng.normal(0, 10, 3), -25, 25),
         "noise_mg": rng.uniform(2, 6), "handed": rng.choice([-1, 1]),
         "pitch": rng.normal(0, 15), "roll": rng.normal(20, 15),
         "vigour": rng.lognormal(0, 0.25), "walk_hz": rng.uniform(1.75, 2.2),
-        "seizure_amp": float(np.clip(rng.lognormal(np.log(700), 0.5), 200, 2500)),
+        "seizure_amp": float(np.clip(rng.lognormal(np.log(700), 0.5), 300, 2500)),
         "clonic_hz": (rng.uniform(4.5, 7.5), rng.uniform(1.0, 2.2)),
         "tonic_s": rng.uniform(5, 18), "clonic_s": rng.uniform(35, 100),
         "hr_base": rng.uniform(58, 85), "hr_response": rng.uniform(0.6, 1.4), "has_o2": bool(rng.random() < 0.2),
@@ -125,9 +126,9 @@ def _sleep(rng, user, n):
     turns = rng.random(n) < 1 / (FS * 120)
     steps = np.zeros((n, 2))
     steps[turns] = rng.normal(0, 40, (turns.sum(), 2))
+    posture = np.pad(np.cumsum(steps, axis=0), ((FS, FS - 1), (0, 0)), mode="edge")
     kernel = np.hanning(2 * FS) / np.hanning(2 * FS).sum()
-    angles = np.column_stack([np.convolve(np.cumsum(s), kernel, "same") for s in steps.T])
-    angles += np.cumsum(steps, axis=0)[[0]] - angles[[0]]  # undo the edge dip of "same" at the start
+    angles = np.column_stack([np.convolve(a, kernel, "valid") for a in posture.T])  # ~2 s turns
     burst = np.convolve(turns.astype(float), np.hanning(3 * FS), "same")
     motion = 1.5 * _band_noise(rng, n, 0.1, 2, 3) + 150 * burst[:, None] * _band_noise(rng, n, 0.5, 5, 3)
     return motion, angles
@@ -163,11 +164,11 @@ def _clonic(rng, user, n, amp, f0, f1):
     freq = f0 * (f1 / f0) ** u * (1 + 0.12 * _band_noise(rng, n, 0, 2)[:, 0])
     wave, _ = _pulse_train(rng, freq, 0.5 + 3 * u, 0.3)
     env = np.minimum(1, np.arange(n) / (3 * FS)) * (0.4 + 0.6 * np.clip((1 - u) / 0.3, 0, 1))
-    motion = (amp * env * wave)[:, None] * _direction(rng, 0.7) + 10 * _band_noise(rng, n, 1, 10, 3)
+    motion = (amp * env * wave)[:, None] * _direction(rng, 0.8) + 10 * _band_noise(rng, n, 1, 10, 3)
     return motion, (8 * env * wave)[:, None] * rng.uniform(-1, 1, 2)
 
 
-def _postictal(rng, user, n, **_):
+def _postictal(rng, user, n):
     """Post-ictal stillness: limp arm, deep slow breathing."""
     breath = 3 * np.sin(2 * np.pi * rng.uniform(0.25, 0.45) * np.arange(n) / FS)
     return np.column_stack([breath, np.zeros(n), np.zeros(n)]) + _band_noise(rng, n, 0.1, 1, 3), \
@@ -280,7 +281,7 @@ def simulate_event(rng, user, event_type, event_id, start_time, sub_type=None, q
         sub_type = SUB_TYPES[event_type][rng.choice(len(SUB_TYPES[event_type]), p=user["mix"][event_type])]
     n_dp = int(rng.integers(33, 40))
     xyz, segments = simulate_signal(rng, user, sub_type, n_dp * DP_SAMPLES)
-    mag = np.sqrt((xyz ** 2).sum(1)).reshape(n_dp, DP_SAMPLES)
+    mag = np.round(np.sqrt((xyz ** 2).sum(1)), 2).reshape(n_dp, DP_SAMPLES)  # rawData as written
     spec, roi, ratio, simple = osd_spectrum(mag)
     states = osd_alarm_states(roi, ratio, user["alarm_thresh"], user["alarm_ratio"])
     hr = np.round(_heart_rate(rng, user, segments, n_dp * DP_SAMPLES)[DP_SAMPLES - 1::DP_SAMPLES]).astype(int)
@@ -299,7 +300,7 @@ def simulate_event(rng, user, event_type, event_id, start_time, sub_type=None, q
     if q_event[0]:
         keep[gap_start:gap_start + gap_len] = False
     no_hr, no_3d, no_times = q_event[1:]
-    raw, raw3d = np.round(mag, 2).tolist(), xyz.astype(int).reshape(n_dp, 3 * DP_SAMPLES).tolist()
+    raw, raw3d = mag.tolist(), xyz.astype(int).reshape(n_dp, 3 * DP_SAMPLES).tolist()
     datapoints = []
     for k in np.flatnonzero(keep):
         t = start_time + dt.timedelta(seconds=int(5 * (k + 1) + jitter[k]))

@@ -103,7 +103,7 @@ def make_windows(events, window_samples=750, step_samples=SAMPLES_PER_DP, label_
             keep = slice(None)
             if seizure_event_negatives == "drop" and event.label == 1 and event.seizure_times is not None:
                 keep = label == 1
-            parts.append((event.mag[first:stop].reshape(-1) / 1000.0).astype(np.float32))
+            parts.append((event.mag[first:stop].reshape(-1).astype(np.float64) / 1000.0).astype(np.float32))
             starts.append(offset + ends[keep] - window_samples)
             labels.append(label[keep])
             event_index.append(np.full(len(label[keep]), i, dtype=np.int32))

@@ -123,8 +123,8 @@ def test_seizure_times_and_3d_data_problems_become_none(tmp_path):
     bad_3d = event_dict(7)
     bad_3d["datapoints"][3]["rawData3D"] = [1, 2, 3]
     events = [event_dict(1, seizureTimes=[5, 1]), event_dict(2, seizureTimes=["a", 3]),
-              event_dict(3, seizureTimes=7), event_dict(4, seizureTimes=[]), event_dict(5, seizureTimes=None),
-              no_3d, bad_3d]
+              event_dict(3, seizureTimes=[0, 10**400]), event_dict(4, seizureTimes=[]),
+              event_dict(5, seizureTimes=None), no_3d, bad_3d]
     del events[4]["seizureTimes"]
     got, stats = read_osdb_file(write_json(tmp_path, events))
     assert [e.seizure_times for e in got] == [None] * 5 + [(0.0, 20.0)] * 2
@@ -138,7 +138,8 @@ def test_parse_time_accepts_the_documented_formats():
     assert parse_time("2023-05-05T07:28:47+01:00") == T0
     assert parse_time("05-05-2023 06:28:47") == T0
     assert parse_time(T0) == T0 and parse_time(int(T0) * 1000) == T0
-    for bad in ("garbage", "", None, True, float("nan"), -1, [T0]):
+    for bad in ("garbage", "", None, True, float("nan"), float("inf"), -1, 10**20, 10**400, "0001-01-01",
+                [T0]):
         assert parse_time(bad) is None
 
 
@@ -173,7 +174,7 @@ def test_filters_follow_the_event_filter_keys():
     def ids(filters, **kw):
         return [e.id for e in filter_events(events, filters, **kw)[0]]
 
-    assert ids({}) == [1, 2, 3, 4, 5]
+    assert ids({}) == ids(None, invalid_events=None) == [1, 2, 3, 4, 5]
     assert ids({"includeUserIds": ["39", 40]}) == [1, 2]
     assert ids({"excludeUserIds": [39]}) == [2, 3, 4, 5]
     assert ids({"includeTypes": ["seizure"]}) == [1, 2, 4, 5]
