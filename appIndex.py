@@ -17,8 +17,7 @@ def exporter_versions():
     return {"torch": torch.__version__.split("+")[0], "executorch": executorch.version.__version__}
 
 
-def app_entry(pte_path, report, name=None, description=None, version="1.0.0",
-              accel_std_threshold_pct=5, seizure_probability_threshold_pct=50):
+def app_entry(pte_path, report, name=None, description=None, version="1.0.0", gate_pct=5, threshold_pct=50):
     """The index entry for `pte_path` from an export report (input shape, backend, parity)."""
     pte_path = Path(pte_path)
     size = pte_path.stat().st_size
@@ -30,11 +29,11 @@ def app_entry(pte_path, report, name=None, description=None, version="1.0.0",
         "input_format": "1d_mag",
         "input_format_val": 1,
         "input_size": int(max(report["input_shape"][1:])),
-        "alarm_threshold": seizure_probability_threshold_pct / 100,
+        "alarm_threshold": threshold_pct / 100,
         "recommended": False,
         "min_cpu_features": ["asimd"],
-        "accel_std_threshold_pct": accel_std_threshold_pct,
-        "seizure_probability_threshold_pct": seizure_probability_threshold_pct,
+        "accel_std_threshold_pct": gate_pct,
+        "seizure_probability_threshold_pct": threshold_pct,
         "description": description or f"DeepEpiCnn {kind}, {report['backend']} backend, "
                                       f"verified max |d logit| {report['parity']['max_abs_diff']:.1e}",
         "version": version,

@@ -9,8 +9,6 @@ a list of whitelisted ops. `LegacyModel` replays that list with `torch.ops.aten`
 calls, so it runs eagerly and exports with `torch.export.export`.
 """
 import io
-import math
-import operator
 import pickle
 import zipfile
 import zlib
@@ -19,11 +17,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
+from legacyPtlOps import (Binder, LegacyPtlError, PrepackedLinear, ScriptObject, decode_forward, iter_refs,
+                          script_class)
 
-class LegacyPtlError(ValueError):
-    """A legacy .ptl file cannot be read or rebuilt; the message is one line."""
+__all__ = ["LegacyPtlError", "LegacyModel", "is_legacy_ptl", "load_legacy_ptl", "describe_legacy_ptl"]
 
 
 _STORAGE_DTYPES = {
@@ -34,32 +32,9 @@ _STORAGE_DTYPES = {
 }
 _LIST_BUILDERS = {"build_intlist", "build_doublelist", "build_boollist", "build_tensorlist",
                   "build_genericlist"}
-_XNNPACK = "__torch__.torch.classes.xnnpack."
-_SUPPORTED_INSTRUCTIONS = "STOREN STORE LOAD MOVE DROP DROPR LOADC OP OPN LIST_CONSTRUCT " \
-                          "TUPLE_CONSTRUCT LIST_UNPACK TUPLE_INDEX TUPLE_SLICE GET_ATTR RET"
 
 
 # ---------------------------------------------------------------- reading the archive
-class ScriptObject:
-    """A pickled TorchScript object (module or custom class) kept as its raw state."""
-    qualified_name = "?"
-    state = None
-
-    def __setstate__(self, state):
-        self.state = state
-
-
-_script_classes = {}
-
-
-def _script_class(qualified_name):
-    """One ScriptObject subclass per TorchScript class name, so pickle's NEWOBJ works."""
-    if qualified_name not in _script_classes:
-        short = qualified_name.rsplit(".", 1)[-1]
-        _script_classes[qualified_name] = type(short, (ScriptObject,), {"qualified_name": qualified_name})
-    return _script_classes[qualified_name]
-
-
 def _rebuild_tensor(storage, offset, size, stride, *_):
     return torch.as_strided(storage, tuple(size), tuple(stride), offset).clone()
 
@@ -73,7 +48,7 @@ class _Unpickler(pickle.Unpickler):
 
     def find_class(self, module, name):
         if module.startswith("__torch__."):
-            return _script_class(f"{module}.{name}")
+            return script_class(f"{module}.{name}")
         if module == "torch._utils" and name in ("_rebuild_tensor", "_rebuild_tensor_v2"):
             return _rebuild_tensor
         if module == "torch" and name in _STORAGE_DTYPES:
@@ -89,6 +64,8 @@ class _Unpickler(pickle.Unpickler):
     def persistent_load(self, pid):
         if not (isinstance(pid, tuple) and len(pid) == 5 and pid[0] == "storage"):
             raise LegacyPtlError(f"{self.pkl_name}: unexpected persistent id {pid!r}")
+        if self.storage_dirs is None:  # shapes only (traced_inputs.pkl stores no data)
+            return torch.empty(pid[4], dtype=pid[1], device="meta")
         return self.archive.storage(str(pid[2]), pid[1], pid[4], self.storage_dirs)
 
 
@@ -143,238 +120,6 @@ class _Archive:
                 for n in sorted(self.names) if n.startswith(self.prefix + "code/") and n.endswith(".py")}
 
 
-# ---------------------------------------------------------------- the rebuilt layers
-def _clamp(y, low, high):
-    """The clamp fused into a prepacked op; None (or an infinite bound) means no bound."""
-    low = None if low is None or low == -math.inf else float(low)
-    high = None if high is None or high == math.inf else float(high)
-    return y if low is None and high is None else torch.clamp(y, low, high)
-
-
-class PrepackedConv2d(torch.nn.Module):
-    """prepacked::conv2d_clamp_run with the state of a Conv2dOpContext."""
-
-    def __init__(self, state):
-        super().__init__()
-        if len(state) != 8 or not isinstance(state[0], torch.Tensor) or state[0].dim() != 4:
-            raise LegacyPtlError("unexpected Conv2dOpContext state")
-        weight, bias, self.stride, self.padding, self.dilation, self.groups, self.low, self.high = state
-        self.weight = torch.nn.Parameter(weight.float(), requires_grad=False)
-        self.bias = None if bias is None else torch.nn.Parameter(bias.float(), requires_grad=False)
-
-    def forward(self, x):
-        y = F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
-        return _clamp(y, self.low, self.high)
-
-    def extra_repr(self):
-        return (f"Conv2dOpContext weight {tuple(self.weight.shape)}, bias {_shape(self.bias)}, "
-                f"stride {list(self.stride)}, padding {list(self.padding)}, dilation {list(self.dilation)}, "
-                f"groups {self.groups}, clamp ({self.low}, {self.high})")
-
-
-class PrepackedLinear(torch.nn.Module):
-    """prepacked::linear_clamp_run with the state of a LinearOpContext."""
-
-    def __init__(self, state):
-        super().__init__()
-        if len(state) != 4 or not isinstance(state[0], torch.Tensor) or state[0].dim() != 2:
-            raise LegacyPtlError("unexpected LinearOpContext state")
-        weight, bias, self.low, self.high = state
-        self.weight = torch.nn.Parameter(weight.float(), requires_grad=False)
-        self.bias = None if bias is None else torch.nn.Parameter(bias.float(), requires_grad=False)
-
-    def forward(self, x):
-        return _clamp(F.linear(x, self.weight, self.bias), self.low, self.high)
-
-    def extra_repr(self):
-        return (f"LinearOpContext weight {tuple(self.weight.shape)}, bias {_shape(self.bias)}, "
-                f"clamp ({self.low}, {self.high})")
-
-
-def _shape(tensor):
-    return None if tensor is None else tuple(tensor.shape)
-
-
-_CONTEXTS = {_XNNPACK + "Conv2dOpContext": ("conv2d", PrepackedConv2d),
-             _XNNPACK + "LinearOpContext": ("linear", PrepackedLinear)}
-
-
-# ---------------------------------------------------------------- the op whitelist
-_ATEN_OPS = frozenset("""
-    _convolution conv1d conv2d linear addmm matmul mm
-    relu relu6 hardtanh clamp clamp_min clamp_max sigmoid tanh softmax log_softmax
-    hardswish hardsigmoid leaky_relu gelu silu elu
-    max_pool1d max_pool2d avg_pool1d avg_pool2d adaptive_avg_pool1d adaptive_avg_pool2d
-    adaptive_max_pool1d adaptive_max_pool2d mean sum add sub mul div rsub neg
-    flatten reshape view permute transpose t squeeze unsqueeze cat stack contiguous select slice
-    batch_norm""".split())
-_DROPOUTS = {"aten::dropout", "aten::feature_dropout", "aten::alpha_dropout", "aten::feature_alpha_dropout"}
-_SCALAR_OVERLOADS = {"int", "float", "int_float", "float_int", "Scalar_Scalar"}
-_SCALAR_OPS = {"add": operator.add, "sub": operator.sub, "mul": operator.mul, "div": operator.truediv,
-               "floordiv": operator.floordiv}
-_PYTHON_OPS = {
-    "prim::NumToTensor": lambda value: value,  # kept a Python number so shapes stay static
-    "aten::Int": int, "aten::Float": float, "aten::len": len,
-    "aten::__getitem__": operator.getitem,
-    "aten::size": lambda tensor, dim=None: list(tensor.shape) if dim is None else tensor.size(dim),
-    "prepacked::conv2d_clamp_run": lambda x, layer: layer(x),
-    "prepacked::linear_clamp_run": lambda x, layer: layer(x),
-}
-
-
-def _aten_overload(name, overload):
-    try:
-        return getattr(getattr(torch.ops.aten, name[len("aten::"):]), overload or "default")
-    except (AttributeError, RuntimeError):
-        return None
-
-
-def _schema_caller(op):
-    """Call an aten overload with bytecode's positional arguments (keyword-only ones included)."""
-    arguments = op._schema.arguments
-    n_positional = sum(not a.kwarg_only for a in arguments)
-    keywords = [a.name for a in arguments if a.kwarg_only]
-
-    def call(*args):
-        return op(*args[:n_positional], **dict(zip(keywords, args[n_positional:])))
-    return call
-
-
-def _lookup_kernel(name, overload):
-    """(callable or None when not whitelisted, number of outputs) for one bytecode operator."""
-    if name in _PYTHON_OPS:
-        return _PYTHON_OPS[name], 1
-    if name.rstrip("_") in _DROPOUTS:  # eval mode: identity
-        return lambda x, *_: x, 1
-    base = name[len("aten::"):] if name.startswith("aten::") else None
-    if base in _SCALAR_OPS and overload in _SCALAR_OVERLOADS:
-        return _SCALAR_OPS[base], 1
-    op = _aten_overload(name, overload) if base else None
-    if op is None:
-        return None, 1
-    supported = base.rstrip("_") in _ATEN_OPS  # in-place variants (relu_) included
-    return (_schema_caller(op) if supported else None), len(op._schema.returns)
-
-
-def _arg_count(entry):
-    """Arguments an operator entry pops; bytecode < v6 omits the count: then the full schema."""
-    name, overload = entry[0], entry[1]
-    if len(entry) > 2 and entry[2] is not None and entry[2] >= 0:
-        return entry[2]
-    if name.startswith("prepacked::"):
-        return 2
-    op = _aten_overload(name, overload)
-    if op is None:
-        raise LegacyPtlError(f"bytecode gives no argument count for unknown op {name}")
-    return len(op._schema.arguments)
-
-
-# ---------------------------------------------------------------- decoding the bytecode
-@dataclass
-class _Node:
-    index: int  # bytecode instruction
-    name: str
-    overload: str
-    args: list
-    kernel: object
-
-    @property
-    def op(self):
-        return f"{self.name}.{self.overload}" if self.overload else self.name
-
-
-class _Binder:
-    """Turns constants and attributes into refs; collects the tensors and layers they hold."""
-
-    def __init__(self):
-        self.tensors, self.modules, self._seen = {}, {}, {}
-
-    def bind(self, value, name):
-        if id(value) not in self._seen:
-            ref = self._make(value, name)
-            if isinstance(value, (torch.Tensor, ScriptObject)):
-                self._seen[id(value)] = ref
-            return ref
-        return self._seen[id(value)]
-
-    def _make(self, value, name):
-        if isinstance(value, torch.Tensor):
-            self.tensors[name] = value.float() if value.is_floating_point() else value
-            return ("tensor", name)
-        if isinstance(value, ScriptObject) and value.qualified_name in _CONTEXTS:
-            kind, layer = _CONTEXTS[value.qualified_name]
-            module_name = f"{kind}{sum(k.startswith(kind) for k in self.modules)}"
-            self.modules[module_name] = layer(value.state)
-            return ("module", module_name)
-        if isinstance(value, ScriptObject):
-            if value.qualified_name.startswith("__torch__.torch.classes."):
-                raise LegacyPtlError(f"unsupported custom class {value.qualified_name[10:]}")
-            return ("obj", value, name)
-        if isinstance(value, (list, tuple)) and any(isinstance(v, (torch.Tensor, ScriptObject)) for v in value):
-            kind = "list" if isinstance(value, list) else "tuple"
-            return (kind, [self.bind(v, f"{name}_{j}") for j, v in enumerate(value)])
-        return ("lit", value)
-
-    def attribute(self, ref, slot):
-        if ref[0] != "obj" or not isinstance(ref[1].state, dict) or slot >= len(ref[1].state):
-            raise LegacyPtlError(f"GET_ATTR {slot} on something that is not a module object")
-        key, value = list(ref[1].state.items())[slot]
-        return self.bind(value, f"{ref[2]}_{key}")
-
-
-def _decode(table, n_inputs, root, binder):
-    """Run the forward bytecode on refs instead of values: -> (nodes, output ref)."""
-    operators, constants = table["operators"], table["constants"]
-    stack = [("obj", root, "attr")] + [("input", i) for i in range(n_inputs)]
-    registers, nodes = {}, []
-    for i, (code, x, n) in enumerate(table["instructions"]):
-        if code not in _SUPPORTED_INSTRUCTIONS.split():
-            raise LegacyPtlError(f"unsupported bytecode instruction {code} at instruction {i} "
-                                 f"(control flow and method calls cannot be rebuilt)")
-        try:
-            if code in ("STORE", "STOREN"):
-                for r in reversed(range(x, x + (n if code == "STOREN" else 1))):
-                    registers[r] = stack.pop()
-            elif code in ("LOAD", "MOVE"):
-                stack.append(registers[x] if code == "LOAD" else registers.pop(x))
-            elif code == "DROP":
-                stack.pop()
-            elif code == "DROPR":
-                registers.pop(x, None)
-            elif code == "LOADC":
-                stack.append(binder.bind(constants[x], f"const{x}"))
-            elif code in ("OP", "OPN"):
-                name, overload = operators[x][0], operators[x][1]
-                count = n if code == "OPN" else _arg_count(operators[x])
-                args = stack[len(stack) - count:] if count else []
-                del stack[len(stack) - count:]
-                kernel, n_out = _lookup_kernel(name, overload)
-                nodes.append(_Node(i, name, overload, args, kernel))
-                out = ("out", len(nodes) - 1)
-                stack.extend([out] if n_out == 1 else [("item", out, j) for j in range(n_out)])
-            elif code in ("LIST_CONSTRUCT", "TUPLE_CONSTRUCT"):
-                items = stack[len(stack) - n:] if n else []
-                del stack[len(stack) - n:]
-                stack.append(("list" if code == "LIST_CONSTRUCT" else "tuple", items))
-            elif code == "LIST_UNPACK":
-                seq = stack.pop()
-                stack.extend(seq[1] if seq[0] in ("list", "tuple") else [("item", seq, j) for j in range(n)])
-            elif code == "TUPLE_INDEX":
-                index, seq = stack.pop(), stack.pop()
-                if index[0] != "lit":
-                    raise LegacyPtlError(f"TUPLE_INDEX with a computed index at instruction {i}")
-                stack.append(seq[1][index[1]] if seq[0] == "tuple" else ("item", seq, index[1]))
-            elif code == "TUPLE_SLICE":
-                stack.append(("tuple", stack.pop()[1][x:x + n]))
-            elif code == "GET_ATTR":
-                stack.append(binder.attribute(stack.pop(), x))
-            elif code == "RET":
-                return nodes, stack.pop()
-        except (IndexError, KeyError, TypeError) as err:
-            raise LegacyPtlError(f"malformed bytecode at instruction {i} ({code}): {err!r}") from None
-    raise LegacyPtlError("bytecode of forward has no RET")
-
-
 @dataclass
 class _Program:
     method: str
@@ -399,8 +144,7 @@ def _read_program(path):
             raise LegacyPtlError(f"{path}: big-endian archives are not supported")
         root = archive.load_pickle("data.pkl", ("data/",))
         bytecode = archive.load_pickle("bytecode.pkl", ("constants/", "bytecode/", "data/"))
-        traced = archive.load_pickle("traced_inputs.pkl", ("traced_inputs/",)) \
-            if archive.has("traced_inputs.pkl") else {}
+        traced = archive.load_pickle("traced_inputs.pkl", None) if archive.has("traced_inputs.pkl") else {}
         code = archive.code_texts()
     if not isinstance(root, ScriptObject):
         raise LegacyPtlError(f"{path}: data.pkl does not hold a TorchScript module")
@@ -416,11 +160,11 @@ def _read_program(path):
         returns = [a["type"] for a in schema["returns"]]
     else:
         inputs, returns = [(f"input{i}", "?") for i in range(table["instructions"][0][2] - 1)], ["?"]
-    binder = _Binder()
-    nodes, output = _decode(table, len(inputs), root, binder)
-    forward_inputs = traced.get("forward") if isinstance(traced, dict) else None
-    traced_shape = tuple(forward_inputs[0].shape) if forward_inputs and \
-        isinstance(forward_inputs[0], torch.Tensor) else None
+    binder = Binder()
+    nodes, output = decode_forward(table, len(inputs), root, binder)
+    traced_inputs = traced.get("forward") if isinstance(traced, dict) else None
+    first = traced_inputs[0] if isinstance(traced_inputs, list) and traced_inputs else None
+    traced_shape = tuple(first.shape) if isinstance(first, torch.Tensor) else None
     return _Program(wanted, version, inputs, returns, nodes, output, binder.tensors, binder.modules,
                     traced_shape, code)
 
@@ -436,27 +180,20 @@ def _code_location(program, name):
     return ""
 
 
-def _refs(ref):
-    yield ref
-    if ref[0] in ("list", "tuple"):
-        for item in ref[1]:
-            yield from _refs(item)
-    elif ref[0] == "item":
-        yield from _refs(ref[1])
-
-
 def _check_supported(program):
     """Raise LegacyPtlError for the first op or value the rebuilt module could not reproduce."""
+    if len(program.inputs) != 1:
+        raise LegacyPtlError(f"forward takes {len(program.inputs)} inputs; only single-input models are supported")
     for node in program.nodes:
         where = f"at bytecode instruction {node.index}{_code_location(program, node.name)}"
         if node.kernel is None:
             raise LegacyPtlError(f"unsupported op {node.op} {where}")
-        objects = [r[1] for a in node.args for r in _refs(a) if r[0] == "obj"]
+        objects = [r[1] for a in node.args for r in iter_refs(a) if r[0] == "obj"]
         if objects:
             raise LegacyPtlError(f"op {node.op} {where} takes a module object {objects[0].qualified_name}")
         if node.name == "aten::batch_norm" and len(node.args) > 5 and node.args[5] == ("lit", True):
             raise LegacyPtlError(f"aten::batch_norm {where} was recorded in training mode")
-    if any(r[0] == "obj" for r in _refs(program.output)):
+    if any(r[0] == "obj" for r in iter_refs(program.output)):
         raise LegacyPtlError("forward returns a module object")
 
 
@@ -479,7 +216,7 @@ def _input_shape(program):
         return program.traced_shape, "recorded in traced_inputs.pkl"
     current, unsqueezed = ("input", 0), []
     for k, node in enumerate(program.nodes):
-        if current not in [r for a in node.args for r in _refs(a)]:
+        if current not in [r for a in node.args for r in iter_refs(a)]:
             continue
         if node.args[0] != current:
             break
@@ -526,7 +263,11 @@ def _op_summary(program):
 
 
 class LegacyModel(torch.nn.Module):
-    """Eager rebuild of a legacy .ptl forward; replays the decoded op list with aten calls."""
+    """Eager rebuild of a legacy .ptl forward; replays the decoded op list with aten calls.
+
+    `input_shape`: the input shape as far as the file records it (None entries: not recorded;
+    None: nothing known); `op_summary`: one line per op, `%k = op(args)`.
+    """
 
     def __init__(self, program):
         super().__init__()
@@ -534,15 +275,15 @@ class LegacyModel(torch.nn.Module):
             self.register_buffer(name, tensor)
         for name, module in program.modules.items():
             self.add_module(name, module)
-        self._nodes, self._output, self._n_inputs = program.nodes, program.output, len(program.inputs)
+        self._nodes, self._output = program.nodes, program.output
         self.input_shape = _input_shape(program)[0]
         self.op_summary = _op_summary(program)
         self.eval()
 
-    def _resolve(self, ref, inputs, values):
+    def _resolve(self, ref, x, values):
         kind = ref[0]
         if kind == "input":
-            return inputs[ref[1]]
+            return x
         if kind == "out":
             return values[ref[1]]
         if kind in ("tensor", "module"):
@@ -550,17 +291,15 @@ class LegacyModel(torch.nn.Module):
         if kind == "lit":
             return ref[1]
         if kind == "item":
-            return self._resolve(ref[1], inputs, values)[ref[2]]
-        items = [self._resolve(r, inputs, values) for r in ref[1]]
+            return self._resolve(ref[1], x, values)[ref[2]]
+        items = [self._resolve(r, x, values) for r in ref[1]]
         return items if kind == "list" else tuple(items)
 
-    def forward(self, *inputs):
-        if len(inputs) != self._n_inputs:
-            raise TypeError(f"forward takes {self._n_inputs} input(s), got {len(inputs)}")
+    def forward(self, x):
         values = []
         for node in self._nodes:
-            values.append(node.kernel(*[self._resolve(a, inputs, values) for a in node.args]))
-        return self._resolve(self._output, inputs, values)
+            values.append(node.kernel(*[self._resolve(a, x, values) for a in node.args]))
+        return self._resolve(self._output, x, values)
 
 
 # ---------------------------------------------------------------- public API

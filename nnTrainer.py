@@ -46,6 +46,15 @@ def is_main_process():
     return not dist.is_initialized() or dist.get_rank() == 0
 
 
+def share_from_main(value):
+    """Rank 0's `value` on every rank (a no-op without torchrun); also a barrier."""
+    if not dist.is_initialized():
+        return value
+    box = [value]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
 # ---------------------------------------------------------------- schedule and sampling
 def lr_lambda(cfg, total_steps):
     """Multiplier of lrPeak per step: linear warm-up from lrStart, cosine to lrMainEnd, linear to 0."""

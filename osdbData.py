@@ -206,7 +206,8 @@ def _numeric_row(value, length):
         return "not_numeric"
     if arr.ndim != 1 or arr.dtype.kind not in "iuf":
         return "not_numeric"
-    arr = arr.astype(np.float32)
+    with np.errstate(over="ignore"):  # beyond float32 becomes inf, rejected below
+        arr = arr.astype(np.float32)
     return arr if np.isfinite(arr).all() else "non_finite"
 
 

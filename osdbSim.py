@@ -16,6 +16,7 @@ import json
 import os
 import tempfile
 import time
+from collections import Counter
 
 import numpy as np
 from tqdm import tqdm
@@ -69,9 +70,10 @@ def make_user(rng, user_id):
 # ---------------------------------------------------------------- signal building blocks
 def _band_noise(rng, n, lo, hi, dims=1):
     """Unit-variance Gaussian noise (n, dims) keeping only frequencies in [lo, hi] Hz."""
-    freqs = np.fft.rfftfreq(n, 1 / FS)
-    spec = np.fft.rfft(rng.standard_normal((n, dims)), axis=0) * ((freqs >= lo) & (freqs <= hi))[:, None]
-    x = np.fft.irfft(spec, n, axis=0)
+    size = 1 << max(n - 1, 1).bit_length()  # a fast FFT length; the first n samples are kept
+    freqs = np.fft.rfftfreq(size, 1 / FS)
+    spec = np.fft.rfft(rng.standard_normal((size, dims)), axis=0) * ((freqs >= lo) & (freqs <= hi))[:, None]
+    x = np.fft.irfft(spec, size, axis=0)[:n]
     sd = x.std(axis=0)
     return np.where(sd > 1e-6, x / np.maximum(sd, 1e-6), 0.0)
 
@@ -255,7 +257,7 @@ def osd_alarm_states(roi_power, roi_ratio, thresh, ratio_thresh):
     hit = (roi_power > thresh) & (roi_ratio > ratio_thresh)
     idx = np.arange(len(hit))
     run = idx - np.maximum.accumulate(np.where(hit, -1, idx))
-    return np.concatenate([[0], np.select([run >= 2, run == 1], [2, 1], 0)[:-1]])
+    return np.concatenate([[0], np.select([run >= 2, run == 1], [2, 1], 0)])[:len(hit)]
 
 
 def _heart_rate(rng, user, segments, n):
@@ -270,6 +272,7 @@ def _heart_rate(rng, user, segments, n):
 
 
 def _iso(t):
+    """OSDB time string, e.g. 2023-05-05T06:28:47Z."""
     return t.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
@@ -344,28 +347,26 @@ def simulate_database(path, n_users=40, seizures_per_user=3, nda_per_user=6, fal
     """Write a simulated OSDB JSON file (streamed, one event at a time; atomic replace) and return a
     summary: users, events, datapoints, by_type, by_subtype ("type/subType") and osd_alarm_events
     (events with osdAlarmState 2, by type)."""
-    summary = {"path": str(path), "users": n_users, "events": 0, "datapoints": 0,
-               "by_type": {}, "by_subtype": {}, "osd_alarm_events": {}}
+    counts = {"by_type": Counter(), "by_subtype": Counter(), "osd_alarm_events": Counter()}
+    n_events = n_datapoints = 0
     kinds = ["Seizure"] * seizures_per_user + ["NDA"] * nda_per_user + ["False Alarm"] * false_alarms_per_user
     fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), prefix=".osdbSim-", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f, tqdm(total=n_users * len(kinds), disable=not progress,
-                                                             unit="event") as bar:
+        with os.fdopen(fd, "w", encoding="utf-8") as f, \
+                tqdm(total=n_users * len(kinds), disable=not progress, unit="event") as bar:
             f.write("[")
             for user_id, seq in enumerate(np.random.SeedSequence(seed).spawn(n_users), start=1):
                 rng = np.random.default_rng(seq)
                 user = make_user(rng, user_id)
                 t = dt.datetime(2023, 1, 1) + dt.timedelta(seconds=int(rng.integers(0, 365 * 86400)))
                 for kind in rng.permutation(kinds):
-                    event = simulate_event(rng, user, str(kind), 10000 + summary["events"], t, quirk_rate=quirk_rate)
-                    f.write(("\n" if summary["events"] == 0 else ",\n") + json.dumps(event, sort_keys=True, separators=(",", ":")))
+                    event = simulate_event(rng, user, str(kind), 10000 + n_events, t, quirk_rate=quirk_rate)
+                    f.write(("\n" if n_events == 0 else ",\n") + json.dumps(event, sort_keys=True, separators=(",", ":")))
                     t += dt.timedelta(seconds=int(rng.integers(3600, 14 * 86400)))
-                    summary["events"] += 1
-                    summary["datapoints"] += len(event["datapoints"])
-                    for key, name in (("by_type", event["type"]), ("by_subtype", f"{event['type']}/{event['subType']}")):
-                        summary[key][name] = summary[key].get(name, 0) + 1
-                    if event["osdAlarmState"] == 2:
-                        summary["osd_alarm_events"][event["type"]] = summary["osd_alarm_events"].get(event["type"], 0) + 1
+                    n_events, n_datapoints = n_events + 1, n_datapoints + len(event["datapoints"])
+                    counts["by_type"][event["type"]] += 1
+                    counts["by_subtype"][f"{event['type']}/{event['subType']}"] += 1
+                    counts["osd_alarm_events"][event["type"]] += event["osdAlarmState"] == 2
                     bar.update()
             f.write("\n]\n")
         os.chmod(tmp, 0o644)
@@ -373,7 +374,8 @@ def simulate_database(path, n_users=40, seizures_per_user=3, nda_per_user=6, fal
     except BaseException:
         os.unlink(tmp)
         raise
-    return summary
+    return {"path": str(path), "users": n_users, "events": n_events, "datapoints": n_datapoints,
+            **{key: {k: v for k, v in c.items() if v} for key, c in counts.items()}}
 
 
 def example_windows(n, length=750, seed=0):

@@ -19,7 +19,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+import appIndex
 import configUtils
+import exportUtils
+import modelCard
 import nnTester
 import nnTrainer
 import osdbData
@@ -125,7 +128,8 @@ def split_for_fold(config, events, kfold, fold):
 def prepare_data(config, run_dir, kfold=1, fold=0):
     """Read, filter, split (train / validation / test), augment and window; write a data summary."""
     start = time.perf_counter()
-    events, stats = osdbData.read_osdb_files(osdb_paths(config))
+    paths = osdb_paths(config)
+    events, stats = osdbData.read_osdb_files(paths)
     events, filter_stats = osdbData.filter_events(events, config.get("eventFilters", {}),
                                                   configUtils.get(config, "osdbConfig.invalidEvents"))
     train, val, test = split_for_fold(config, events, kfold, fold)
@@ -134,7 +138,7 @@ def prepare_data(config, run_dir, kfold=1, fold=0):
     data = {"train": windows_for(config, augmented), "val": windows_for(config, val),
             "test": windows_for(config, test), "test_events": test, "val_events": val}
     summary = {"provenance": "simulated" if configUtils.get(config, "osdbConfig.simulate") else "OSDB",
-               "files": [str(p) for p in osdb_paths(config)], "read": {
+               "files": [str(p) for p in paths], "read": {
                    "events_kept": stats.events_kept, "events_in": stats.events_in,
                    "datapoints_kept": stats.datapoints_kept, "skipped": dict(stats.skipped),
                    "repaired": dict(stats.repaired)}, "filters": filter_stats,
@@ -145,7 +149,8 @@ def prepare_data(config, run_dir, kfold=1, fold=0):
                "users": {name: sorted({str(e.user_id) for e in evs}) for name, evs in
                          (("train", train), ("val", val), ("test", test))},
                "seconds": round(time.perf_counter() - start, 1)}
-    nnTester.write_json(Path(run_dir) / "data_summary.json", summary)
+    if nnTrainer.is_main_process():
+        nnTester.write_json(Path(run_dir) / "data_summary.json", summary)
     LOG.info(f"data: {len(train)}/{len(val)}/{len(test)} train/val/test events, windows "
              + ", ".join(f"{k} {v['n']} ({v['seizure']} seizure)" for k, v in summary["windows"].items())
              + f" [{summary['seconds']} s]")
@@ -175,10 +180,22 @@ def run_fold(config, args, folder, kfold, fold):
         evaluation.plot_training_history(history, folder / f"{name}_training.png")
         calibration = nnTester.calibration_sample(data["train"], configUtils.get(config, "randomSeed"))
         exports = nnTrainer.export_formats(config, best_path, calibration)
+        for kind, report in exports.items():
+            LOG.info(f"{report['path']}: verified, {exportUtils.parity_text(report['parity'])}"
+                     + (f", {report['mobile']}" if "mobile" in report else ""))
+            if kind.startswith("pte"):
+                entry = appIndex.app_entry(report["path"], report, threshold_pct=threshold_pct(config),
+                                           gate_pct=configUtils.get(config, "dataProcessing.accelStdThresholdPct"))
+                LOG.info(f"app index entry {appIndex.write_entry_beside(report['path'], entry)}")
         nnTester.write_json(folder / "export_report.json", exports)
     if not args.test:
         return None
-    return nnTester.test_run(config, folder, best_path, data)
+    return {"folder": folder, "best_path": best_path, "data_summary": data["summary"],
+            "results": nnTester.test_run(config, folder, best_path, data)}
+
+
+def threshold_pct(config):
+    return configUtils.get(config, "modelConfig.seizureProbabilityThresholdPct")
 
 
 def main(argv=None):
@@ -188,21 +205,32 @@ def main(argv=None):
     config, warnings = configUtils.load_config(args.config)
     torch.manual_seed(configUtils.get(config, "randomSeed"))
     np.random.seed(configUtils.get(config, "randomSeed"))
-    folder = run_folder(args.outDir, configUtils.get(config, "modelConfig.modelFname"), args.rerun)
-    if nnTrainer.is_main_process():
+    nnTrainer.init_distributed()
+    main_process = nnTrainer.is_main_process()
+    folder = None
+    if main_process:
+        folder = run_folder(args.outDir, configUtils.get(config, "modelConfig.modelFname"), args.rerun)
         start_log(folder)
         if not args.rerun:
             shutil.copy(args.config, folder / Path(args.config).name)
+        osdb_paths(config)  # simulate once, before other ranks read
+    folder = nnTrainer.share_from_main(folder)
     for warning in warnings:
         LOG.info(f"note: {warning}")
     LOG.info(f"run folder {folder}")
     results = []
     for fold in range(max(args.kfold, 1)):
         fold_dir = folder if args.kfold <= 1 else folder / f"fold{fold}"
-        fold_dir.mkdir(exist_ok=True)
+        if main_process:
+            fold_dir.mkdir(exist_ok=True)
         results.append(run_fold(config, args, fold_dir, args.kfold, fold))
-    if nnTrainer.is_main_process() and args.test:
-        nnTester.write_summary(folder, results, config, args.evalReal)
+    if main_process and args.test:
+        summary = nnTester.write_summary(folder, [r["results"] for r in results if r], config, args.evalReal)
+        real_lines = [line for line in summary["text"] if line.startswith("real ")]
+        for fold in filter(None, results):
+            card = modelCard.write_model_card(config, fold["folder"], fold["best_path"], fold["data_summary"],
+                                              fold["results"], real_lines)
+            LOG.info(f"model card {card}")
     return 0
 
 

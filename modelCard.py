@@ -1,0 +1,91 @@
+"""The model card: one Markdown page beside a run's .pte that a user reads before shipping the model."""
+import json
+import time
+from pathlib import Path
+
+import torch
+
+import configUtils
+import exportUtils
+
+
+def measure_latency(pte_path, model, length, n=50):
+    """ms per window, batch 1: the .pte through the ExecuTorch runtime and the eager model."""
+    x = exportUtils.reference_windows((1, 1, length), n=n, seed=3)
+    method = exportUtils.load_pte_method(str(pte_path))
+    method.execute([x[:1]])
+    start = time.perf_counter()
+    for i in range(n):
+        method.execute([x[i:i + 1]])
+    pte_ms = (time.perf_counter() - start) * 1000 / n
+    with torch.no_grad():
+        model(x[:1])
+        start = time.perf_counter()
+        for i in range(n):
+            model(x[i:i + 1])
+    return pte_ms, (time.perf_counter() - start) * 1000 / n
+
+
+def _row(name, res):
+    def f(key, spec=".3f"):
+        return "n/a" if res.get(key) is None else format(res[key], spec)
+    return (f"| {name} | {f('event_tpr')} | {f('false_alarms_per_day', '.2f')} | {f('latency_median_s', '.1f')} | "
+            f"{f('tpr')} | {f('fpr', '.4f')} | {f('auc')} |")
+
+
+def write_model_card(config, folder, best_path, data_summary, results, real_lines=()):
+    """Write `<modelFname>_model_card.md`; return its path."""
+    folder, best_path = Path(folder), Path(best_path)
+    name = best_path.stem
+    pte = best_path.with_suffix(".pte")
+    model, shape, info = exportUtils.model_from_checkpoint(best_path)
+    n_params = sum(p.numel() for p in model.parameters())
+    entry_path = pte.with_suffix(".json")
+    entry = json.loads(entry_path.read_text()) if entry_path.exists() else {}
+    pte_ms, eager_ms = measure_latency(pte, model, shape[-1]) if pte.exists() else (None, None)
+    events = data_summary["events"]
+    lines = [
+        f"# Model card: {name}", "",
+        f"DeepEpiCnn (Spahr et al., Epilepsia 2025): 14 Conv1d blocks + 5-layer head, {n_params:,} parameters, "
+        f"input float32 {tuple(shape)} = {shape[-1] / 25:.0f} s of acceleration magnitude in g at 25 Hz, "
+        f"output {model.fc_out.out_features} logits; the app alarms when softmax(logits)[1] > "
+        f"{configUtils.get(config, 'modelConfig.seizureProbabilityThresholdPct') / 100:.2f}.",
+        f"Checkpoint chosen at epoch {info.get('epoch')} on the validation split "
+        f"(metric `{configUtils.get(config, 'modelConfig.modelSelectionMetric')}`; validation TPR "
+        f"{info.get('sensitivity', float('nan')):.3f}, FPR {info.get('far', float('nan')):.4f}).", "",
+        "## Data", "",
+        f"Provenance: **{data_summary['provenance']}** ({', '.join(Path(f).name for f in data_summary['files'])}). "
+        f"Read {data_summary['read']['events_kept']} of {data_summary['read']['events_in']} events, "
+        f"{data_summary['read']['datapoints_kept']} datapoints; skipped {data_summary['read']['skipped'] or 'none'}.",
+        "Splits are by user: no test user was seen in training or checkpoint selection.", "",
+        "| split | events by type/subtype | windows (seizure) |", "|---|---|---|"]
+    for split in ("train", "val", "test"):
+        counts = ", ".join(f"{k} {v}" for k, v in events[split].items())
+        win = data_summary["windows"][split]
+        lines.append(f"| {split} | {counts} | {win['n']} ({win['seizure']}) |")
+    lines += ["", "## Test results (simulated test users)", "",
+              "| model | event sensitivity | false alarms/day | median latency s | window TPR | window FPR | AUC |",
+              "|---|---|---|---|---|---|---|"]
+    lines += [_row(variant, res) for variant, res in results.items() if variant != "parity"]
+    parity = results.get("parity", {})
+    lines += ["", "## Parity, size, speed", "",
+              f"- .pte vs eager .pt: max |logit difference| {parity.get('pte_vs_pt_max_abs_logit_diff', float('nan')):.2e}"
+              f" on {parity.get('n_windows')} test windows; .ptl vs .pte "
+              f"{parity.get('ptl_vs_pte_max_abs_logit_diff', float('nan')):.2e}."]
+    for path in sorted(folder.glob(f"{name}*.pt*")):
+        lines.append(f"- `{path.name}`: {path.stat().st_size / 1024:.0f} KiB, sha256 `{exportUtils.sha256_of(path)}`")
+    if pte_ms is not None:
+        lines.append(f"- Latency on this PC (batch 1): .pte {pte_ms:.2f} ms/window, eager PyTorch {eager_ms:.2f} ms.")
+    if entry:
+        lines += [f"- App entry `{entry_path.name}`: min runtime {entry.get('min_runtime')}, exported with "
+                  f"torch {entry['exporter']['torch']} / executorch {entry['exporter']['executorch']}."]
+    if real_lines:
+        lines += ["", "## Real recordings (reported, never trained or tuned on)", ""]
+        lines += [f"- {line}" for line in real_lines]
+    plots = sorted(p.name for p in folder.glob("*.png"))
+    if plots:
+        lines += ["", "## Plots", ""] + [f"![{p}]({p})" for p in plots]
+    path = folder / f"{name}_model_card.md"
+    with exportUtils.atomic_output(path) as tmp:
+        tmp.write_text("\n".join(lines) + "\n")
+    return path
