@@ -33,6 +33,11 @@ N_REFERENCE_WINDOWS = 32
 PTL_SHAPE_FILE = "osd_input_shape.json"  # extra file in our .ptl archives: the traced input shape
 
 
+# Framework chatter that is not about the user's model (missing CUDA kernels, deprecations).
+for _name in ("torchao", "torch._export", "torch.utils._pytree", "torch.export"):
+    logging.getLogger(_name).setLevel(logging.ERROR)
+
+
 class ExportError(Exception):
     """A problem with an input or an export; the message is one line for the user."""
 
@@ -181,16 +186,27 @@ def export_program(module, example):
     """torch.export a module (eager, or TorchScript via TS2EPConverter) with a static input shape."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        logging.getLogger("torch._export").setLevel(logging.ERROR)
         try:
             if isinstance(module, torch.jit.ScriptModule):
                 from torch._export.converter import TS2EPConverter
                 module = TS2EPConverter(module, (example,)).convert().module()  # a graph: no .eval()
-            else:
+            elif not isinstance(module, torch.fx.GraphModule):  # quantised graphs have no .eval()
                 module = module.eval()
             return torch.export.export(module, (example,))
         except Exception as err:
             raise ExportError(f"torch.export failed: {first_line(err)}") from None
+
+
+def calibration_windows(osdb_path, input_shape, n=512, seed=0):
+    """Up to n real windows from an OSDB file, in the model's input layout, for int8 calibration."""
+    import osdbData
+    import windowing
+    events, _ = osdbData.read_osdb_file(check_file(osdb_path))
+    windows = windowing.make_windows(events, max(input_shape[1:]))
+    if len(windows) == 0:
+        raise ExportError(f"{osdb_path}: no complete {max(input_shape[1:])}-sample windows to calibrate on")
+    idx = np.sort(np.random.default_rng(seed).choice(len(windows), min(n, len(windows)), replace=False))
+    return windows.batch(idx).reshape((len(idx),) + tuple(input_shape[1:]))
 
 
 def quantize_int8(module, example, calibration):

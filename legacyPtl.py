@@ -9,6 +9,7 @@ a list of whitelisted ops. `LegacyModel` replays that list with `torch.ops.aten`
 calls, so it runs eagerly and exports with `torch.export.export`.
 """
 import io
+import json
 import pickle
 import zipfile
 import zlib
@@ -30,6 +31,7 @@ _STORAGE_DTYPES = {
     "ShortStorage": torch.int16, "CharStorage": torch.int8, "ByteStorage": torch.uint8,
     "BoolStorage": torch.bool,
 }
+SHAPE_EXTRA_FILE = "extra/osd_input_shape.json"  # exportUtils.PTL_SHAPE_FILE, as torch.jit.save stores it
 _LIST_BUILDERS = {"build_intlist", "build_doublelist", "build_boollist", "build_tensorlist",
                   "build_genericlist"}
 
@@ -130,7 +132,7 @@ class _Program:
     output: tuple
     tensors: dict
     modules: dict
-    traced_shape: object
+    stored_shape: object  # (shape, source) when the archive records the input shape
     code: dict
 
 
@@ -145,6 +147,7 @@ def _read_program(path):
         root = archive.load_pickle("data.pkl", ("data/",))
         bytecode = archive.load_pickle("bytecode.pkl", ("constants/", "bytecode/", "data/"))
         traced = archive.load_pickle("traced_inputs.pkl", None) if archive.has("traced_inputs.pkl") else {}
+        stored_shape = _stored_shape(archive) if archive.has(SHAPE_EXTRA_FILE) else None
         code = archive.code_texts()
     if not isinstance(root, ScriptObject):
         raise LegacyPtlError(f"{path}: data.pkl does not hold a TorchScript module")
@@ -164,9 +167,21 @@ def _read_program(path):
     nodes, output = decode_forward(table, len(inputs), root, binder)
     traced_inputs = traced.get("forward") if isinstance(traced, dict) else None
     first = traced_inputs[0] if isinstance(traced_inputs, list) and traced_inputs else None
-    traced_shape = tuple(first.shape) if isinstance(first, torch.Tensor) else None
+    if stored_shape is None and isinstance(first, torch.Tensor):
+        stored_shape = (tuple(first.shape), "recorded in traced_inputs.pkl")
     return _Program(wanted, version, inputs, returns, nodes, output, binder.tensors, binder.modules,
-                    traced_shape, code)
+                    stored_shape, code)
+
+
+def _stored_shape(archive):
+    """(shape, source) from the input-shape extra file our converters add; LegacyPtlError if malformed."""
+    try:
+        shape = tuple(json.loads(archive.read(SHAPE_EXTRA_FILE)))
+    except (ValueError, TypeError):
+        shape = ()
+    if not shape or not all(isinstance(d, int) and d > 0 for d in shape):
+        raise LegacyPtlError(f"{archive.path}: malformed {SHAPE_EXTRA_FILE}")
+    return shape, f"recorded in {SHAPE_EXTRA_FILE}"
 
 
 def _code_location(program, name):
@@ -204,16 +219,22 @@ def _first_layer(node, program):
     if node.name.startswith("prepacked::") and weight_ref[0] == "module":
         layer = program.modules[weight_ref[1]]
         return layer.weight, getattr(layer, "groups", 1), isinstance(layer, PrepackedLinear)
-    if node.name in ("aten::conv1d", "aten::conv2d", "aten::linear") and weight_ref[0] == "tensor":
-        groups = node.args[6][1] if len(node.args) > 6 and node.args[6][0] == "lit" else 1
-        return program.tensors[weight_ref[1]], groups, node.name == "aten::linear"
-    return None
+    groups_at = {"aten::conv1d": 6, "aten::conv2d": 6, "aten::_convolution": 8}.get(node.name)
+    if weight_ref[0] != "tensor" or (groups_at is None and node.name != "aten::linear"):
+        return None
+    if node.name == "aten::linear":
+        return program.tensors[weight_ref[1]], 1, True
+    if node.name == "aten::_convolution" and node.args[6] != ("lit", False):  # transposed
+        return None
+    groups = node.args[groups_at][1] if len(node.args) > groups_at and node.args[groups_at][0] == "lit" else 1
+    return program.tensors[weight_ref[1]], groups, False
 
 
 def _input_shape(program):
-    """(shape, how it is known): traced_inputs.pkl, else the first layer's weight; None = unknown."""
-    if program.traced_shape is not None:
-        return program.traced_shape, "recorded in traced_inputs.pkl"
+    """(shape, how it is known): recorded in the archive, else from the first layer's weight
+    (None entries: not recorded), else None."""
+    if program.stored_shape is not None:
+        return program.stored_shape
     current, unsqueezed = ("input", 0), []
     for k, node in enumerate(program.nodes):
         if current not in [r for a in node.args for r in iter_refs(a)]:
@@ -265,8 +286,9 @@ def _op_summary(program):
 class LegacyModel(torch.nn.Module):
     """Eager rebuild of a legacy .ptl forward; replays the decoded op list with aten calls.
 
-    `input_shape`: the input shape as far as the file records it (None entries: not recorded;
-    None: nothing known); `op_summary`: one line per op, `%k = op(args)`.
+    `input_shape`: the full input shape when the archive records it, else None;
+    `input_shape_hint`: what is known (None entries: not recorded, e.g. (None, 1, None) from the
+    first convolution's channels), or None; `op_summary`: one line per op, `%k = op(args)`.
     """
 
     def __init__(self, program):
@@ -276,7 +298,9 @@ class LegacyModel(torch.nn.Module):
         for name, module in program.modules.items():
             self.add_module(name, module)
         self._nodes, self._output = program.nodes, program.output
-        self.input_shape = _input_shape(program)[0]
+        self.input_shape_hint = _input_shape(program)[0]
+        complete = self.input_shape_hint is not None and None not in self.input_shape_hint
+        self.input_shape = self.input_shape_hint if complete else None
         self.op_summary = _op_summary(program)
         self.eval()
 

@@ -84,6 +84,10 @@ def int_list(values):
     return Call(Global("torch.jit._pickle", "build_intlist"), (list(values),))
 
 
+def schema_arg(name, type_):
+    return ("name", name), ("type", type_), ("default_value", None)
+
+
 # ---------------------------------------------------------------- a legacy .ptl writer
 @dataclass(frozen=True)
 class Reg:  # a bytecode register
@@ -228,11 +232,11 @@ class LegacyPtlBuilder:
             if isinstance(value, Obj):  # OpContext: its tensors go to constants/ too
                 return Obj(value.cls, tuple(pickled(v) for v in value.state))
             return value
-        arg = lambda name, type_: (("name", name), ("type", type_), ("default_value", None))  # noqa: E731
         table = (("instructions", self._instructions()), ("operators", tuple(self.operators)),
                  ("constants", tuple(pickled(v) for _, v in self.constants)), ("types", tuple(self.types)),
                  ("register_size", self.n_registers))
-        schema = (("arguments", (arg("self", qualified), arg("x", "Tensor"))), ("returns", (arg("", self.return_type),)))
+        schema = (("arguments", (schema_arg("self", qualified), schema_arg("x", "Tensor"))),
+                  ("returns", (schema_arg("", self.return_type),)))
         source = "\n".join([f"class {self.class_name}(Module):", "  __parameters__ = []", "  __buffers__ = []",
                             "  mobile_optimized : bool", f"  def forward(self: {qualified},",
                             f"    x: Tensor) -> {self.return_type}:", *self.code, ""])
@@ -317,10 +321,11 @@ def conv1d_residual_cat_attributes():
 SYNTHESISED = [cnn2d_maxpool_hardtanh, mlp_linear_clamp_log_softmax, conv1d_residual_cat_attributes]
 
 
-def max_diff(a, b):
-    a, b = (a, ) if isinstance(a, torch.Tensor) else a, (b, ) if isinstance(b, torch.Tensor) else b
-    assert len(a) == len(b)
-    return max(float((torch.as_tensor(p) - torch.as_tensor(q)).abs().max()) for p, q in zip(a, b))
+def max_diff(actual, expected):
+    """Max abs difference over one output tensor or a tuple of them."""
+    actual, expected = [(v,) if isinstance(v, torch.Tensor) else tuple(v) for v in (actual, expected)]
+    assert len(actual) == len(expected)
+    return max(float((a - e).abs().max()) for a, e in zip(actual, expected))
 
 
 def fixture(name):
@@ -335,7 +340,7 @@ def test_fixture_rebuilt_matches_pytorch_2_5(name):
     assert legacyPtl.is_legacy_ptl(path)
     model = legacyPtl.load_legacy_ptl(path)
     assert isinstance(model, torch.nn.Module) and not model.training
-    assert model.input_shape == (None, 1, None)
+    assert model.input_shape is None and model.input_shape_hint == (None, 1, None)  # length not recorded
     assert any("prepacked::conv2d_clamp_run" in line for line in model.op_summary)
     assert all(p.dtype == torch.float32 for p in list(model.parameters()) + list(model.buffers()))
     with torch.no_grad():
@@ -391,7 +396,7 @@ def test_synthesised_architecture_matches_eager(case, tmp_path):
     path = builder.write(tmp_path / f"{case.__name__}.ptl")
     assert legacyPtl.is_legacy_ptl(path)
     model = legacyPtl.load_legacy_ptl(path)
-    assert model.input_shape == input_shape
+    assert model.input_shape is None and model.input_shape_hint == input_shape
     with torch.no_grad():
         expected = reference(x)
         assert max_diff(model(x), expected) < TOLERANCE
@@ -400,6 +405,28 @@ def test_synthesised_architecture_matches_eager(case, tmp_path):
         assert max_diff(exported(x[:2]), reference(x[:2])) < TOLERANCE
         assert max_diff(model(x), expected) < TOLERANCE  # in-place ops did not touch weights or x
     assert "unsupported" not in legacyPtl.describe_legacy_ptl(path)
+
+
+def test_shared_context_is_one_layer(tmp_path):
+    torch.manual_seed(5)
+    fc = nn.Linear(8, 8)
+    b = LegacyPtlBuilder("Tied")
+    context = b.linear_context(fc, -2.0, 2.0)
+    b.ret(b.op("prepacked::linear_clamp_run", "", b.op("prepacked::linear_clamp_run", "", b.x, context), context))
+    model = legacyPtl.load_legacy_ptl(b.write(tmp_path / "tied.ptl"))
+    assert [name for name, _ in model.named_children()] == ["linear0"]
+    x = torch.randn(4, 8)
+    with torch.no_grad():
+        assert max_diff(model(x), F.hardtanh(fc(F.hardtanh(fc(x), -2, 2)), -2, 2)) < TOLERANCE
+
+
+def test_recorded_input_shape_extra_file(tmp_path):
+    builder = cnn2d_maxpool_hardtanh()[0]
+    for name, text in [("good.ptl", "[1, 3, 16, 16]"), ("bad.ptl", "[1, -3]")]:
+        with zipfile.ZipFile(builder.write(tmp_path / name), "a") as archive:
+            archive.writestr("legacy/extra/osd_input_shape.json", text)
+    assert legacyPtl.load_legacy_ptl(tmp_path / "good.ptl").input_shape == (1, 3, 16, 16)
+    expect_error(tmp_path / "bad.ptl", "malformed extra/osd_input_shape.json")
 
 
 def test_attribute_weights_become_buffers(tmp_path):
@@ -423,7 +450,7 @@ def test_current_torch_lite_archive_without_prepacked_ops(tmp_path):
         pytest.skip(f"this torch cannot write lite-interpreter files: {err}")
     assert not legacyPtl.is_legacy_ptl(tmp_path / "m.ptl")
     rebuilt = legacyPtl.load_legacy_ptl(tmp_path / "m.ptl")
-    assert rebuilt.input_shape == (1, 2, 8, 8)  # traced_inputs.pkl
+    assert rebuilt.input_shape == rebuilt.input_shape_hint == (1, 2, 8, 8)  # traced_inputs.pkl
     with torch.no_grad():
         assert max_diff(rebuilt(x), model(x)) < TOLERANCE
 
