@@ -1,17 +1,23 @@
 """Many files in one call: output names, a process pool over the cores, one line per file, a count.
 
 Start-up (importing torch and ExecuTorch) is paid once per worker instead of once per file, and the
-lowering of different files runs side by side. One bad file does not stop the others; it makes the
-exit code 1.
+lowering of different files runs side by side. One bad file does not stop the others: it prints one
+'error: FILE: ...' line on stderr and makes the exit code 1; a run of several files ends with the
+line 'N of M converted, K failed' (on stderr when K > 0). Ctrl-C or SIGTERM stops the whole run: the
+workers get SIGTERM, remove their temp files and exit, and the KeyboardInterrupt reaches `run_cli`.
 """
+import contextlib
 import multiprocessing
 import os
+import signal
 import sys
+import threading
 import time
+import traceback
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-from exportUtils import ExportError, first_line
+from exportUtils import ExportError, first_line, quiet_libraries
 
 
 def expand_sources(sources, suffixes):
@@ -23,56 +29,113 @@ def expand_sources(sources, suffixes):
             continue
         found = sorted(p for p in src.iterdir() if p.suffix in suffixes and p.is_file())
         if not found:
-            raise ExportError(f"{src}: is a directory holding no {'/'.join(suffixes)} files")
+            raise ExportError(f"{src}: is a directory holding no {'/'.join(sorted(suffixes))} files")
         files += found
     return files
 
 
+def check_output_folder(path):
+    """ExportError unless the folder that will hold output `path` exists and is writable."""
+    folder = Path(path).parent
+    if folder.exists() and not folder.is_dir():
+        raise ExportError(f"{path}: output folder {folder} is not a folder")
+    if not folder.is_dir():
+        raise ExportError(f"{path}: output folder {folder} does not exist")
+    if not os.access(folder, os.W_OK):
+        raise ExportError(f"{path}: output folder {folder} is not writable")
+
+
 def output_paths(sources, out, suffix):
-    """Where each source's output goes: beside it, to the file `out` (one source) or into folder `out`."""
+    """Where each source's output goes: beside it, to the file `out` (one source) or into folder `out`.
+
+    Output folders are checked here, so a bad -o fails before any model is loaded."""
     if out is None:
-        return [src.with_suffix(suffix) for src in sources]
-    out = Path(out)
-    if len(sources) == 1 and not out.is_dir() and not str(out).endswith(os.sep):
-        return [out]
-    if not out.is_dir():
-        raise ExportError(f"{out}: output folder does not exist")
-    names = [src.with_suffix(suffix).name for src in sources]
-    if len(set(names)) != len(names):
-        raise ExportError(f"{out}: two inputs would write the same output name")
-    return [out / name for name in names]
+        outputs = [src.with_suffix(suffix) for src in sources]
+    elif len(sources) == 1 and not Path(out).is_dir() and not str(out).endswith(os.sep):
+        outputs = [Path(out)]
+    else:
+        out = Path(out)
+        if not out.is_dir():
+            raise ExportError(f"{out}: output folder does not exist")
+        names = [src.with_suffix(suffix).name for src in sources]
+        if len(set(names)) != len(names):
+            raise ExportError(f"{out}: two inputs would write the same output name")
+        outputs = [out / name for name in names]
+    for path in outputs:
+        check_output_folder(path)
+    return outputs
 
 
 def _run_task(task):
-    """Run one conversion in a worker; never raise, return (ok, line, report)."""
+    """Run one conversion; return (ok, line, report). Only KeyboardInterrupt/SystemExit escape."""
     convert_one, src, dst, options = task
     start = time.perf_counter()
     try:
         report = convert_one(src, dst, options)
-    except KeyboardInterrupt:
-        return False, f"{src}: interrupted; no output written", None
-    except (ExportError, ValueError, OSError) as err:
+    except Exception as err:  # one bad file must not stop the others
+        if getattr(options, "debug", False):
+            traceback.print_exc()
         message = first_line(err)
+        if not isinstance(err, (ExportError, ValueError, OSError)):
+            message = f"unexpected {type(err).__name__}: {message}"
         return False, "error: " + (message if str(src) in message else f"{src}: {message}"), None
     report["seconds"] = round(time.perf_counter() - start, 2)
     return True, f"{src} -> {dst}: {report['summary']} ({report['seconds']} s)", report
 
 
-def _worker_init():
+def _worker_task(task):
+    """_run_task in a pool worker; after a SIGTERM (the parent stopping) exit once `finally` ran."""
+    try:
+        return _run_task(task)
+    except SystemExit as stop:
+        os._exit(stop.code if isinstance(stop.code, int) else 1)
+
+
+def _worker_exit(signum, frame):
+    raise SystemExit(128 + signum)  # unwinds through atomic_output, which removes the temp file
+
+
+def _worker_init(debug=False):
+    """Pool worker: Ctrl-C is the parent's business; SIGTERM from the parent exits cleanly."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, _worker_exit)
+    if not debug:
+        quiet_libraries()
     import torch
     torch.set_num_threads(1)
+
+
+@contextlib.contextmanager
+def _sigint_ignored():
+    """Ignore SIGINT while the pool starts its processes, so that they inherit 'ignore'."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _terminate_workers(pool):
+    for process in list((pool._processes or {}).values()):  # no public API before Python 3.14
+        process.terminate()
 
 
 def convert_all(convert_one, sources, outputs, options, jobs=None, quiet=False):
     """Convert every source; print a line per file and a final count; return (exit code, reports)."""
     tasks = [(convert_one, src, dst, options) for src, dst in zip(sources, outputs)]
     jobs = max(1, min(jobs or os.cpu_count() or 1, len(tasks)))
+    pool = None
     if jobs == 1:
         results = map(_run_task, tasks)
     else:
-        pool = ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("forkserver"),
-                                   initializer=_worker_init)
-        results = pool.map(_run_task, tasks)
+        with _sigint_ignored():
+            pool = ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("forkserver"),
+                                       initializer=_worker_init,
+                                       initargs=(getattr(options, "debug", False),))
+            results = pool.map(_worker_task, tasks)  # starts the workers
     reports = []
     try:
         for ok, line, report in results:
@@ -84,8 +147,12 @@ def convert_all(convert_one, sources, outputs, options, jobs=None, quiet=False):
                 print(line)
                 for note in report.get("notes", []):
                     print(f"  note: {note}")
+    except BaseException:
+        if pool:  # Ctrl-C, SIGTERM or a crashed worker: stop the others, they remove their temp files
+            _terminate_workers(pool)
+        raise
     finally:
-        if jobs > 1:
+        if pool:
             pool.shutdown(cancel_futures=True)
     failed = len(tasks) - len(reports)
     if len(tasks) > 1 and (failed or not quiet):

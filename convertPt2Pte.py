@@ -6,15 +6,13 @@
 Each .pte is run with the ExecuTorch runtime on realistic windows and compared with the eager model
 before it is renamed into place; an app index entry `<name>.json` is written beside it.
 """
-import argparse
-
 import appIndex
 import batchConvert
 import exportUtils
 
 
 def get_args_parser():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = exportUtils.CliParser(description=__doc__.splitlines()[0])
     parser.add_argument("inputs", nargs="+", help=".pt checkpoint(s) or folders of them")
     parser.add_argument("-o", "--output", help="output .pte (one input) or existing folder")
     parser.add_argument("--num-classes", type=int, help="check the weights have this many classes")
@@ -51,8 +49,8 @@ def convert_one(src, dst, opts):
 def main(argv=None):
     args = get_args_parser().parse_args(argv)
     if args.quantize == "int8" and not args.calibration:
-        raise exportUtils.ExportError("--quantize int8 needs --calibration OSDB.json (real windows, "
-                                      "never random noise)")
+        raise exportUtils.UsageError("--quantize int8 needs --calibration OSDB.json (real windows, "
+                                     "never random noise)")
     sources = batchConvert.expand_sources(args.inputs, {".pt", ".pth"})
     outputs = batchConvert.output_paths(sources, args.output, ".pte")
     code, reports = batchConvert.convert_all(convert_one, sources, outputs, args, args.jobs, args.quiet)

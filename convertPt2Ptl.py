@@ -8,14 +8,12 @@ with the lite interpreter and compared with the eager model before it is renamed
 The input shape is stored in the file, so convertPtl2Pte.py needs no --input-shape for it.
 The OSD app itself now runs only .pte files; .ptl is kept for older tools.
 """
-import argparse
-
 import batchConvert
 import exportUtils
 
 
 def get_args_parser():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = exportUtils.CliParser(description=__doc__.splitlines()[0])
     parser.add_argument("inputs", nargs="+", help=".pt checkpoint(s) or folders of them")
     parser.add_argument("-o", "--output", help="output .ptl (one input) or existing folder")
     parser.add_argument("--num-classes", type=int, help="check the weights have this many classes")

@@ -8,8 +8,6 @@ Files made by optimize_for_mobile on PyTorch <= 2.5 (prepacked XNNPACK ops, whic
 cannot load) are read directly by legacyPtl.py and rebuilt as an ordinary PyTorch module first.
 Either way the .pte is compared with that module on realistic windows before it is renamed into place.
 """
-import argparse
-
 import appIndex
 import batchConvert
 import exportUtils
@@ -17,7 +15,7 @@ import legacyPtl
 
 
 def get_args_parser():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = exportUtils.CliParser(description=__doc__.splitlines()[0])
     parser.add_argument("inputs", nargs="+", help=".ptl file(s) or folders of them")
     parser.add_argument("-o", "--output", help="output .pte (one input) or existing folder")
     parser.add_argument("--backend", choices=["xnnpack", "portable"], default="xnnpack")
@@ -31,23 +29,41 @@ def get_args_parser():
     return parser
 
 
+def _legacy_error(path, err):
+    """ExportError naming `path` once (LegacyPtlError messages usually start with it already)."""
+    text = exportUtils.first_line(err)
+    return exportUtils.ExportError(text if str(path) in text else f"{path}: {text}")
+
+
+def check_input_shape(module, shape, path, from_flag):
+    """Run `module` once on zeros of `shape`; ExportError naming the file if it cannot take them."""
+    import torch
+    try:
+        with torch.no_grad():
+            module(torch.zeros(shape))
+    except Exception as err:  # TorchScript errors end with the real cause
+        lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()] or [type(err).__name__]
+        what = "--input-shape" if from_flag else "input shape"
+        raise exportUtils.ExportError(f"{path}: {what} {','.join(map(str, shape))}: the model cannot "
+                                      f"take it ({lines[-1][:160]})") from None
+
+
 def load_ptl(path, input_shape=None):
     """(module, input_shape, kind) for a plain or legacy .ptl; shape from the flag, the file, or 1,1,750."""
     path = exportUtils.check_file(path)
     try:
         legacy = legacyPtl.is_legacy_ptl(path)
+        module = legacyPtl.load_legacy_ptl(path) if legacy else None
     except legacyPtl.LegacyPtlError as err:
-        raise exportUtils.ExportError(f"{path}: {err}") from None
+        raise _legacy_error(path, err) from None
     if legacy:
-        try:
-            module = legacyPtl.load_legacy_ptl(path)
-        except legacyPtl.LegacyPtlError as err:
-            raise exportUtils.ExportError(f"{path}: {err}") from None
         stored, kind = module.input_shape, "legacy mobile-optimised"
     else:
         module, stored = exportUtils.load_torchscript(path)
         kind = "TorchScript"
-    return module, tuple(input_shape or stored or (1, 1, exportUtils.DEFAULT_LENGTH)), kind
+    shape = tuple(input_shape or stored or (1, 1, exportUtils.DEFAULT_LENGTH))
+    check_input_shape(module, shape, path, from_flag=bool(input_shape))
+    return module, shape, kind
 
 
 def convert_one(src, dst, opts):
@@ -72,11 +88,11 @@ def main(argv=None):
             try:
                 print(legacyPtl.describe_legacy_ptl(exportUtils.check_file(src)))
             except legacyPtl.LegacyPtlError as err:
-                raise exportUtils.ExportError(f"{src}: {err}") from None
+                raise _legacy_error(src, err) from None
         return 0
     if args.quantize == "int8" and not args.calibration:
-        raise exportUtils.ExportError("--quantize int8 needs --calibration OSDB.json (real windows, "
-                                      "never random noise)")
+        raise exportUtils.UsageError("--quantize int8 needs --calibration OSDB.json (real windows, "
+                                     "never random noise)")
     outputs = batchConvert.output_paths(sources, args.output, ".pte")
     code, reports = batchConvert.convert_all(convert_one, sources, outputs, args, args.jobs, args.quiet)
     if args.index:

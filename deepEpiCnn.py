@@ -8,7 +8,6 @@ Input: acceleration magnitude in g, (B,1,L), (B,L,1) or (B,L). Output: logits (B
 """
 import re
 
-import torch
 from torch import nn
 
 CONV_FILTERS = [16] + [32] * 11 + [64, 64]

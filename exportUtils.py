@@ -6,6 +6,7 @@ load_checkpoint -> model_from_checkpoint -> export_program (torch.export) -> [qu
 (temp file, run it with the ExecuTorch runtime, compare with the eager model, rename).
 Every failure is an ExportError whose message is one line; `run_cli` prints it and exits non-zero.
 """
+import argparse
 import contextlib
 import hashlib
 import json
@@ -42,15 +43,19 @@ class ExportError(Exception):
     """A problem with an input or an export; the message is one line for the user."""
 
 
+class UsageError(ExportError):
+    """A malformed command-line value; `run_cli` exits 2 for it, as argparse does for usage errors."""
+
+
 # ---------------------------------------------------------------- inputs and checkpoints
 def parse_input_shape(text):
-    """'1,1,750' -> (1, 1, 750); raise ExportError for anything else."""
+    """'1,1,750' -> (1, 1, 750); raise UsageError (an ExportError) for anything else."""
     try:
         shape = tuple(int(v) for v in str(text).replace("x", ",").split(","))
     except ValueError:
-        raise ExportError(f"--input-shape {text!r}: expected integers like 1,1,750") from None
+        raise UsageError(f"--input-shape {text!r}: expected integers like 1,1,750") from None
     if len(shape) not in (2, 3) or min(shape) < 1:
-        raise ExportError(f"--input-shape {text!r}: expected 2 or 3 positive integers like 1,1,750")
+        raise UsageError(f"--input-shape {text!r}: expected 2 or 3 positive integers like 1,1,750")
     return shape
 
 
@@ -61,24 +66,28 @@ def check_file(path):
         raise ExportError(f"{path}: no such file")
     if path.is_dir():
         raise ExportError(f"{path}: is a directory, expected a file")
+    if not path.is_file():
+        raise ExportError(f"{path}: is not a regular file")
     if path.stat().st_size == 0:
         raise ExportError(f"{path}: file is empty")
+    if not os.access(path, os.R_OK):
+        raise ExportError(f"{path}: file is not readable")
     return path
 
 
 def load_checkpoint(path, allow_pickle=False):
     """Load a .pt checkpoint safely; return (state_dict, info) where info holds config and metadata."""
     path = check_file(path)
-    if zipfile.is_zipfile(path) and _is_torchscript_archive(path):
+    if _is_torchscript_archive(path):
         raise ExportError(f"{path}: is a TorchScript/mobile model (.ptl), not a checkpoint: use convertPtl2Pte.py")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=not allow_pickle)
     except Exception as err:  # torch raises many types for bad files
-        msg = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         if "weights_only" in str(err) or "Unsupported global" in str(err):
             raise ExportError(f"{path}: needs full unpickling (it holds Python objects, e.g. a whole "
                               "nn.Module); rerun with --allow-pickle only if you trust this file") from None
-        raise ExportError(f"{path}: not a readable PyTorch checkpoint ({msg})") from None
+        problem = _archive_problem(path) or f"not a readable PyTorch checkpoint ({_short(err)})"
+        raise ExportError(f"{path}: {problem}") from None
     if isinstance(obj, torch.nn.Module):
         obj = {"model_state_dict": obj.state_dict()}
     if not isinstance(obj, dict):
@@ -95,8 +104,28 @@ def load_checkpoint(path, allow_pickle=False):
 
 
 def _is_torchscript_archive(path):
-    with zipfile.ZipFile(path) as zf:
-        return any(n.split("/", 1)[-1].startswith(("code/", "bytecode.pkl")) for n in zf.namelist())
+    try:
+        with zipfile.ZipFile(path) as zf:
+            return any(n.split("/", 1)[-1].startswith(("code/", "bytecode.pkl")) for n in zf.namelist())
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return False
+
+
+def _archive_problem(path):
+    """Why `path` is no torch.save/TorchScript zip ('truncated ...', 'not a ...'), or None if it is one."""
+    if zipfile.is_zipfile(path):
+        return None
+    with open(path, "rb") as f:
+        head = f.read(4)
+    if head.startswith(b"PK"):
+        return "truncated or corrupt file (the zip archive is incomplete)"
+    return "not a PyTorch file (no zip archive or pickle inside)" if head[:1] != b"\x80" else None
+
+
+def _short(err, limit=160):
+    """The first line of an exception from torch's internals, without miniz's advice paragraph."""
+    text = first_line(err).split(" This is an internal miniz error")[0]
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def input_length_from_config(config):
@@ -120,11 +149,14 @@ def model_from_checkpoint(path, input_shape=None, num_classes=None, allow_pickle
     classes = model.fc_out.out_features
     if num_classes is not None and num_classes != classes:
         raise ExportError(f"{path}: --num-classes {num_classes} but the weights have {classes} classes")
+    flag = "" if input_shape is None else f"--input-shape {','.join(map(str, input_shape))}: "
     if input_shape is None:
         input_shape = (1, 1, input_length_from_config(info.get("config")) or DEFAULT_LENGTH)
+    if len(input_shape) == 3 and 1 not in input_shape[1:]:
+        raise ExportError(f"{path}: {flag}DeepEpiCnn takes one channel: (B,1,L), (B,L,1) or (B,L)")
     length = max(input_shape[1:])
     if deepEpiCnn.output_length(length) < 1:
-        raise ExportError(f"{path}: input length {length} is too short for DeepEpiCnn "
+        raise ExportError(f"{path}: {flag}input length {length} is too short for DeepEpiCnn "
                           f"(needs >= {deepEpiCnn.minimum_input_length()} samples)")
     model.input_length = length
     return model, tuple(input_shape), info
@@ -159,20 +191,27 @@ def optimize_for_mobile(scripted):
 def load_torchscript(path):
     """Load a TorchScript .ptl; return (module, stored input shape or None); ExportError if broken."""
     path = check_file(path)
-    if zipfile.is_zipfile(path) and not _is_torchscript_archive(path):
+    problem = _archive_problem(path)
+    if problem:
+        raise ExportError(f"{path}: {problem}")
+    if not _is_torchscript_archive(path):
         raise ExportError(f"{path}: is a PyTorch checkpoint (.pt), not a TorchScript model: "
                           "use convertPt2Pte.py")
     extra = {PTL_SHAPE_FILE: ""}
     try:
-        module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra).eval()
-        return module, (tuple(json.loads(extra[PTL_SHAPE_FILE])) if extra[PTL_SHAPE_FILE] else None)
+        with tempfile.TemporaryFile("w+") as log, native_stderr_to(log):
+            module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra).eval()
+        shape = tuple(json.loads(extra[PTL_SHAPE_FILE])) if extra[PTL_SHAPE_FILE] else None
+        if shape is not None and (len(shape) not in (2, 3) or not all(isinstance(v, int) and v > 0
+                                                                        for v in shape)):
+            raise ValueError(f"stored input shape {shape} is malformed")
+        return module, shape
     except Exception as err:
         text = str(err)
         if "xnnpack" in text.lower() or "OpContext" in text:
             raise ExportError(f"{path}: legacy mobile-optimised file (prepacked XNNPACK ops) that this "
                               "PyTorch cannot load") from None
-        first = next((ln.strip() for ln in text.splitlines() if ln.strip()), type(err).__name__)
-        raise ExportError(f"{path}: not a loadable TorchScript model ({first[:160]})") from None
+        raise ExportError(f"{path}: not a loadable TorchScript model ({_short(err)})") from None
 
 
 def run_ptl(path, inputs, batch=1):
@@ -325,12 +364,22 @@ def app_contract_notes(input_shape, reference):
 def atomic_output(path):
     """Yield a temp path beside `path`; rename it over `path` only if the block succeeds."""
     path = Path(path)
+    if path.parent.exists() and not path.parent.is_dir():
+        raise ExportError(f"{path}: output folder {path.parent} is not a folder")
     if not path.parent.is_dir():
         raise ExportError(f"{path}: output folder {path.parent} does not exist")
+    if path.is_dir():
+        raise ExportError(f"{path}: output path is a folder")
     if not os.access(path.parent, os.W_OK):
         raise ExportError(f"{path}: output folder {path.parent} is not writable")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as err:
+        raise ExportError(f"{path}: cannot write in {path.parent} ({err.strerror})") from None
     os.close(fd)
+    umask = os.umask(0o022)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 would stay on the renamed file
     try:
         yield Path(tmp)
         os.replace(tmp, path)
@@ -412,29 +461,83 @@ def first_line(err):
     return (lines[0] if lines else type(err).__name__)[:200]
 
 
+class CliParser(argparse.ArgumentParser):
+    """ArgumentParser whose usage errors are one line, 'error: ... (see PROG --help)', exit 2."""
+
+    def error(self, message):
+        self.exit(2, f"error: {message} (see {self.prog} --help)\n")
+
+
 def add_common_args(parser):
     parser.add_argument("--input-shape", type=parse_input_shape, default=None,
                         help="model input shape, e.g. 1,1,750 (default: from the file, else 1,1,750)")
     parser.add_argument("-q", "--quiet", action="store_true", help="print errors only")
-    parser.add_argument("--debug", action="store_true", help="show full tracebacks")
+    parser.add_argument("--debug", action="store_true",
+                        help="show full tracebacks, library warnings and runtime logs")
 
 
 def _raise_interrupt(signum, frame):
     raise KeyboardInterrupt(f"signal {signum}")
 
 
-def run_cli(main, argv=None):
-    """Run `main(argv)`; turn failures into one stderr line and an exit code (1 error, 130 stopped)."""
-    signal.signal(signal.SIGTERM, _raise_interrupt)
-    debug = "--debug" in (sys.argv[1:] if argv is None else argv)
+_INTERRUPTS = []  # signals received while run_cli runs
+
+
+def _on_signal(signum, frame):
+    """SIGINT/SIGTERM: remember it and raise KeyboardInterrupt once, so `finally` blocks clean up."""
+    if not _INTERRUPTS:
+        _INTERRUPTS.append(signum)
+        _raise_interrupt(signum, frame)
+
+
+def quiet_libraries():
+    """Hide third-party Python warnings and log records (torch, torchao, executorch) in CLI runs."""
+    warnings.simplefilter("ignore")
+    logging.disable(logging.ERROR)
+
+
+@contextlib.contextmanager
+def _native_stderr_hidden():
+    """Send fd 2 (C++ runtime chatter) to a temp file; sys.stderr keeps writing to the real stderr."""
+    saved, sys.stderr = sys.stderr, os.fdopen(os.dup(2), "w", buffering=1)
     try:
-        code = main(argv)
-    except KeyboardInterrupt:
-        print("error: interrupted; no output written", file=sys.stderr)
-        code = 130
-    except (ExportError, ValueError, OSError) as err:
-        if debug:
-            traceback.print_exc()
-        print(f"error: {first_line(err)}", file=sys.stderr)
-        code = 1
+        with tempfile.TemporaryFile("w+") as log, native_stderr_to(log):
+            yield
+    finally:
+        sys.stderr.close()
+        sys.stderr = saved
+
+
+def _exit_for(err):
+    """(exit code, one-line message) for the exception that ended a CLI run."""
+    if _INTERRUPTS or isinstance(err, KeyboardInterrupt):
+        signum = _INTERRUPTS[0] if _INTERRUPTS else signal.SIGINT
+        return 128 + signum, f"interrupted by {signal.Signals(signum).name}; unfinished outputs discarded"
+    if isinstance(err, (ExportError, ValueError, OSError)):
+        return (2 if isinstance(err, UsageError) else 1), first_line(err)
+    return 1, f"unexpected {type(err).__name__}: {first_line(err)} (--debug shows the traceback)"
+
+
+def run_cli(main, argv=None):
+    """Run `main(argv)`; turn any failure into one stderr line 'error: ...' and an exit code.
+
+    Exit codes: 0 done; 1 an input, output or conversion failed; 2 usage error (argparse's, or a
+    malformed value such as --input-shape); 128+N stopped by signal N (130 Ctrl-C, 143 SIGTERM).
+    Without --debug, library warnings and C++ output on fd 2 are hidden; --debug shows tracebacks.
+    """
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, _on_signal)
+    debug = "--debug" in (sys.argv[1:] if argv is None else argv)
+    if not debug:
+        quiet_libraries()
+    code, message = 0, None
+    with contextlib.nullcontext() if debug else _native_stderr_hidden():
+        try:
+            code = main(argv)
+        except (KeyboardInterrupt, Exception) as err:
+            if debug:
+                traceback.print_exc()
+            code, message = _exit_for(err)
+    if message:
+        print(f"error: {message}", file=sys.stderr)
     sys.exit(code or 0)

@@ -14,7 +14,6 @@ import torch
 import configUtils
 import evaluation
 import exportUtils
-import nnTrainer
 import realData
 import windowing
 

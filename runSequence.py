@@ -27,6 +27,7 @@ import nnTester
 import nnTrainer
 import osdbData
 import osdbSim
+import osdbSplit
 import windowing
 
 LOG = logging.getLogger("runSequence")
@@ -120,8 +121,8 @@ def split_for_fold(config, events, kfold, fold):
     seed = configUtils.get(config, "randomSeed")
     dp = lambda key: configUtils.get(config, f"dataProcessing.{key}")  # noqa: E731
     if kfold <= 1:
-        return osdbData.split_events(events, dp("testProp"), dp("validationProp"), seed, dp("splitByUser"))
-    folds = list(osdbData.kfold_splits(events, kfold, seed, dp("splitByUser"), dp("validationProp")))
+        return osdbSplit.split_events(events, dp("testProp"), dp("validationProp"), seed, dp("splitByUser"))
+    folds = list(osdbSplit.kfold_splits(events, kfold, seed, dp("splitByUser"), dp("validationProp")))
     return folds[fold]
 
 
@@ -134,7 +135,7 @@ def prepare_data(config, run_dir, kfold=1, fold=0):
                                                   configUtils.get(config, "osdbConfig.invalidEvents"))
     train, val, test = split_for_fold(config, events, kfold, fold)
     rng = np.random.default_rng(configUtils.get(config, "randomSeed"))
-    augmented = osdbData.augment_events(train, config.get("dataProcessing", {}), rng)
+    augmented = osdbSplit.augment_events(train, config.get("dataProcessing", {}), rng)
     data = {"train": windows_for(config, augmented), "val": windows_for(config, val),
             "test": windows_for(config, test), "test_events": test, "val_events": val}
     summary = {"provenance": "simulated" if configUtils.get(config, "osdbConfig.simulate") else "OSDB",

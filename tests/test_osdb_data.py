@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 import osdbData
-from osdbData import (Event, OsdbFileError, augment_events, filter_events, kfold_splits, noisy_copy,
-                      parse_time, phase_shifted_copies, read_osdb_file, read_osdb_files, split_events)
+from osdbData import Event, OsdbFileError, filter_events, parse_time, read_osdb_file, read_osdb_files
+from osdbSplit import augment_events, kfold_splits, noisy_copy, phase_shifted_copies, split_events
 
 FIXTURE = Path(__file__).parent / "fixtures" / "event_45781_tonic_clonic.json"
 T0 = 1683268127.0  # 2023-05-05T06:28:47Z

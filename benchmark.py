@@ -1,0 +1,186 @@
+"""Measured figures (not a test): model speed and size per format, batch conversion, data preparation.
+
+    python benchmark.py [--out output/benchmark] [--quick]
+
+Prints a table and writes benchmark.json + benchmark.png. Every ratio is measured side by side in this
+one run on this machine:
+- ms/window (batch 1) and file size: eager PyTorch, portable .pte, XNNPACK .pte, int8 XNNPACK .pte;
+  int8 class agreement with fp32 on held-out simulated windows (never the calibration ones);
+- seconds to convert N distinct checkpoints: N separate convertPt2Pte.py calls vs one batch call;
+- data preparation (read + window) seconds and peak memory for simulated databases of 3 sizes;
+- training windows per second.
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import deepEpiCnn
+import exportUtils
+import nnTester
+import osdbSim
+
+ROOT = Path(__file__).resolve().parent
+TRAINED = ROOT / "tests" / "fixtures" / "legacy_deepepicnn.pt"
+
+
+def time_per_window(run, x, repeats):
+    run(x[:1])
+    start = time.perf_counter()
+    for i in range(repeats):
+        run(x[i % len(x):i % len(x) + 1])
+    return (time.perf_counter() - start) * 1000 / repeats
+
+
+def model_formats(work, quick):
+    """ms/window, size and int8 agreement for each format of the same trained weights."""
+    model, shape, _ = exportUtils.model_from_checkpoint(TRAINED)
+    held_out = exportUtils.reference_windows(shape, n=200, seed=11)
+    db = work / "calibration.json"
+    osdbSim.simulate_database(db, n_users=6, seed=5)
+    calibration = exportUtils.calibration_windows(db, shape)
+    rows = {}
+    with torch.no_grad():
+        rows["eager"] = {"ms": time_per_window(model, held_out, 200), "bytes": TRAINED.stat().st_size}
+    for name, backend, quant in (("portable .pte", "portable", None), ("xnnpack .pte", "xnnpack", None),
+                                 ("int8 .pte", "xnnpack", "int8")):
+        path = work / f"{backend}_{quant}.pte"
+        exportUtils.export_pte(model, shape, path, backend, quant, calibration)
+        method = exportUtils.load_pte_method(str(path))
+        run = lambda x: method.execute([x])  # noqa: E731
+        rows[name] = {"ms": time_per_window(run, held_out, 10 if backend == "portable" or quick else 300),
+                      "bytes": path.stat().st_size}
+    fp32 = exportUtils.softmax(exportUtils.run_pte(str(work / "xnnpack_None.pte"), held_out))
+    int8 = exportUtils.softmax(exportUtils.run_pte(str(work / "xnnpack_int8.pte"), held_out))
+    rows["int8 .pte"]["class_agreement_vs_fp32"] = float(np.mean(fp32.argmax(1) == int8.argmax(1)))
+    rows["int8 .pte"]["max_prob_diff_vs_fp32"] = float(np.abs(fp32[:, 1] - int8[:, 1]).max())
+    return rows
+
+
+def batch_conversion(work, n):
+    """Seconds for n distinct checkpoints: n separate processes vs one call."""
+    src = work / "ckpts"
+    src.mkdir()
+    for i in range(n):
+        torch.manual_seed(i)
+        torch.save({"model_state_dict": deepEpiCnn.DeepEpiCnn().state_dict(), "config": {}}, src / f"m{i}.pt")
+    script = str(ROOT / "convertPt2Pte.py")
+    start = time.perf_counter()
+    for i in range(n):
+        subprocess.run([sys.executable, script, str(src / f"m{i}.pt"), "-o", str(work / f"loop{i}.pte"), "-q"],
+                       check=True, capture_output=True)
+    loop = time.perf_counter() - start
+    (work / "batch").mkdir()
+    start = time.perf_counter()
+    subprocess.run([sys.executable, script, str(src), "-o", str(work / "batch"), "-q"], check=True,
+                   capture_output=True)
+    batch = time.perf_counter() - start
+    return {"n": n, "loop_s": loop, "batch_s": batch, "ratio": batch / loop}
+
+
+PREP_CHILD = """
+import json, resource, sys, time
+sys.path.insert(0, sys.argv[2])
+import osdbData, windowing
+t0 = time.perf_counter()
+events, stats = osdbData.read_osdb_file(sys.argv[1])
+t1 = time.perf_counter()
+w = windowing.make_windows(events)
+t2 = time.perf_counter()
+print(json.dumps({"datapoints": stats.datapoints_kept, "windows": len(w), "read_s": t1 - t0,
+                  "window_s": t2 - t1, "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+
+def data_preparation(work, sizes):
+    """Read + window seconds and peak RSS, each size in a fresh process."""
+    rows = []
+    for users in sizes:
+        db = work / f"db_{users}.json"
+        osdbSim.simulate_database(db, n_users=users, seizures_per_user=3, nda_per_user=4, false_alarms_per_user=3)
+        out = subprocess.run([sys.executable, "-c", PREP_CHILD, str(db), str(ROOT)], check=True,
+                             capture_output=True, text=True).stdout
+        rows.append(json.loads(out.strip().splitlines()[-1]))
+        db.unlink()
+    return rows
+
+
+def training_speed(batch_size=256, steps=10):
+    model = deepEpiCnn.DeepEpiCnn()
+    opt = torch.optim.AdamW(model.parameters(), 1e-3)
+    x, y = torch.from_numpy(osdbSim.example_windows(batch_size)), torch.randint(0, 2, (batch_size,))
+    for step in range(steps + 2):
+        if step == 2:
+            start = time.perf_counter()
+        loss = torch.nn.functional.cross_entropy(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return steps * batch_size / (time.perf_counter() - start)
+
+
+def plot(results, path):
+    from matplotlib.figure import Figure
+    fig = Figure(figsize=(13, 4))
+    ax1, ax2, ax3 = fig.subplots(1, 3)
+    names = list(results["formats"])
+    ax1.bar(names, [results["formats"][n]["ms"] for n in names])
+    ax1.set_yscale("log")
+    ax1.set_ylabel("ms per window (batch 1, log)")
+    ax1.tick_params(axis="x", rotation=20)
+    conv = results["conversion"]
+    ax2.bar([f"{conv['n']} separate calls", "one batch call"], [conv["loop_s"], conv["batch_s"]])
+    ax2.set_ylabel("seconds")
+    prep = results["data_preparation"]
+    dps = [r["datapoints"] / 1000 for r in prep]
+    ax3.plot(dps, [r["read_s"] + r["window_s"] for r in prep], "o-", label="read + window s")
+    ax3.plot(dps, [r["peak_mb"] / 100 for r in prep], "s--", label="peak memory (100 MB)")
+    ax3.set_xlabel("thousand datapoints")
+    ax3.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default="output/benchmark")
+    parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
+    args = parser.parse_args()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    results = {"machine": {"cpus": os.cpu_count(), "torch": torch.__version__}}
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        results["formats"] = model_formats(work, args.quick)
+        results["conversion"] = batch_conversion(work, 2 if args.quick else 6)
+        results["data_preparation"] = data_preparation(work, [10, 20, 40] if args.quick else [100, 200, 400])
+    results["training_windows_per_s"] = training_speed()
+    f = results["formats"]
+    lines = ["format          ms/window    size KiB", *(
+        f"{name:<14} {row['ms']:>10.2f} {row['bytes'] / 1024:>11.0f}" for name, row in f.items()),
+        f"XNNPACK .pte latency / eager: {f['xnnpack .pte']['ms'] / f['eager']['ms']:.2f}x (target <= 0.5x)",
+        f"int8 size / fp32 size: {f['int8 .pte']['bytes'] / f['xnnpack .pte']['bytes']:.2f}x (target <= 0.4x); "
+        f"int8 latency / fp32: {f['int8 .pte']['ms'] / f['xnnpack .pte']['ms']:.2f}x; class agreement "
+        f"{f['int8 .pte']['class_agreement_vs_fp32']:.3f} (target >= 0.99)",
+        f"convert {results['conversion']['n']} checkpoints: {results['conversion']['loop_s']:.1f} s as separate "
+        f"calls, {results['conversion']['batch_s']:.1f} s in one call = {results['conversion']['ratio']:.2f}x "
+        "(target <= 0.5x)",
+        *(f"data prep {r['datapoints']:>7} datapoints -> {r['windows']:>7} windows: read {r['read_s']:.1f} s, "
+          f"window {r['window_s']:.2f} s, peak {r['peak_mb']:.0f} MB" for r in results["data_preparation"]),
+        f"training: {results['training_windows_per_s']:.0f} windows/s (batch 256, {torch.get_num_threads()} threads)"]
+    print("\n".join(lines))
+    results["text"] = lines
+    nnTester.write_json(out / "benchmark.json", results)
+    plot(results, out / "benchmark.png")
+    print(f"wrote {out / 'benchmark.json'} and {out / 'benchmark.png'}")
+
+
+if __name__ == "__main__":
+    main()
