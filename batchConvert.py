@@ -11,13 +11,14 @@ import multiprocessing
 import os
 import signal
 import sys
+import tempfile
 import threading
 import time
 import traceback
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-from exportUtils import ExportError, first_line, quiet_libraries
+from exportUtils import ExportError, error_line, first_line, native_stderr_to, quiet_libraries
 
 
 def expand_sources(sources, suffixes):
@@ -66,16 +67,29 @@ def output_paths(sources, out, suffix):
     return outputs
 
 
+@contextlib.contextmanager
+def library_output_hidden(debug=False):
+    """Hide what torch / ExecuTorch print while a file converts (C++ writes to fd 2, pybind11 writes
+    to sys.stderr): both go to a temp file that is dropped; --debug shows them."""
+    if debug:
+        yield
+        return
+    with tempfile.TemporaryFile("w+") as log, native_stderr_to(log), contextlib.redirect_stderr(log):
+        yield
+
+
 def _run_task(task):
     """Run one conversion; return (ok, line, report). Only KeyboardInterrupt/SystemExit escape."""
     convert_one, src, dst, options = task
+    debug = getattr(options, "debug", False)
     start = time.perf_counter()
     try:
-        report = convert_one(src, dst, options)
+        with library_output_hidden(debug):
+            report = convert_one(src, dst, options)
     except Exception as err:  # one bad file must not stop the others
-        if getattr(options, "debug", False):
+        if debug:
             traceback.print_exc()
-        message = first_line(err)
+        message = error_line(err)
         if not isinstance(err, (ExportError, ValueError, OSError)):
             message = f"unexpected {type(err).__name__}: {message}"
         return False, "error: " + (message if str(src) in message else f"{src}: {message}"), None

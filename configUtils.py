@@ -37,6 +37,7 @@ SCHEMA = {
     "dataProcessing.noiseAugmentation": (bool, True, None, ""),
     "dataProcessing.noiseAugmentationFactor": (int, 3, lambda v: v >= 0, "must be >= 0"),
     "dataProcessing.noiseAugmentationValue": (NUMBER, 30.0, lambda v: v >= 0, "must be >= 0 (mg)"),
+    "dataProcessing.noiseAugmentationNegatives": (bool, True, None, ""),
     "dataProcessing.phaseAugmentation": (bool, False, None, ""),
     "dataProcessing.phaseAugmentationStep": (int, 25, lambda v: 0 < v < 125, "must be in 1..124 samples"),
     "dataProcessing.oversample": (str, "none", lambda v: v in ("none", "random"), "must be 'none' or 'random'"),
@@ -84,6 +85,8 @@ SCHEMA = {
     "modelConfig.pteBackend": (str, "xnnpack", lambda v: v in ("xnnpack", "portable"), "must be xnnpack or portable"),
     "modelConfig.quantize": (str, "none", lambda v: v in ("none", "int8"), "must be 'none' or 'int8'"),
     "modelConfig.seizureProbabilityThresholdPct": (NUMBER, 50, lambda v: 0 < v < 100, "must be in 0..100"),
+    "modelConfig.thresholdFromValidation": (bool, True, None, ""),
+    "modelConfig.targetFalseAlarmsPerDay": (NUMBER, 1.0, lambda v: v >= 0, "must be >= 0"),
     "modelConfig.numWorkers": (int, 1, lambda v: v >= 0, "must be >= 0"),
     "evaluation.realDataDir": ((str, type(None)), "../shared/data", None, ""),
 }
@@ -173,6 +176,11 @@ def get(config, path):
             return SCHEMA[path][1]
         node = node[part]
     return node
+
+
+def section(config, name):
+    """Every key of section `name` (e.g. "modelConfig") with the config's value or the default."""
+    return {key[len(name) + 1:]: get(config, key) for key in SCHEMA if key.startswith(name + ".")}
 
 
 def load_config(path):

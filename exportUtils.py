@@ -83,10 +83,11 @@ def load_checkpoint(path, allow_pickle=False):
     try:
         obj = torch.load(path, map_location="cpu", weights_only=not allow_pickle)
     except Exception as err:  # torch raises many types for bad files
-        if "weights_only" in str(err) or "Unsupported global" in str(err):
+        problem = _archive_problem(path)
+        if problem is None and "Unsupported global" in str(err):
             raise ExportError(f"{path}: needs full unpickling (it holds Python objects, e.g. a whole "
                               "nn.Module); rerun with --allow-pickle only if you trust this file") from None
-        problem = _archive_problem(path) or f"not a readable PyTorch checkpoint ({_short(err)})"
+        problem = problem or f"not a readable PyTorch checkpoint ({_short(err)})"
         raise ExportError(f"{path}: {problem}") from None
     if isinstance(obj, torch.nn.Module):
         obj = {"model_state_dict": obj.state_dict()}
@@ -112,7 +113,7 @@ def _is_torchscript_archive(path):
 
 
 def _archive_problem(path):
-    """Why `path` is no torch.save/TorchScript zip ('truncated ...', 'not a ...'), or None if it is one."""
+    """Why `path` is no torch.save zip or pickle: "truncated ...", "not a ..."; None if it may be one."""
     if zipfile.is_zipfile(path):
         return None
     with open(path, "rb") as f:
@@ -124,7 +125,8 @@ def _archive_problem(path):
 
 def _short(err, limit=160):
     """The first line of an exception from torch's internals, without miniz's advice paragraph."""
-    text = first_line(err).split(" This is an internal miniz error")[0]
+    text = str(err).split("WeightsUnpickler error:", 1)[-1]  # after torch.load's advice
+    text = first_line(text or err).split(" This is an internal miniz error")[0]
     return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
@@ -496,26 +498,20 @@ def quiet_libraries():
     logging.disable(logging.ERROR)
 
 
-@contextlib.contextmanager
-def _native_stderr_hidden():
-    """Send fd 2 (C++ runtime chatter) to a temp file; sys.stderr keeps writing to the real stderr."""
-    saved, sys.stderr = sys.stderr, os.fdopen(os.dup(2), "w", buffering=1)
-    try:
-        with tempfile.TemporaryFile("w+") as log, native_stderr_to(log):
-            yield
-    finally:
-        sys.stderr.close()
-        sys.stderr = saved
-
-
 def _exit_for(err):
     """(exit code, one-line message) for the exception that ended a CLI run."""
     if _INTERRUPTS or isinstance(err, KeyboardInterrupt):
         signum = _INTERRUPTS[0] if _INTERRUPTS else signal.SIGINT
         return 128 + signum, f"interrupted by {signal.Signals(signum).name}; unfinished outputs discarded"
     if isinstance(err, (ExportError, ValueError, OSError)):
-        return (2 if isinstance(err, UsageError) else 1), first_line(err)
+        return (2 if isinstance(err, UsageError) else 1), error_line(err)
     return 1, f"unexpected {type(err).__name__}: {first_line(err)} (--debug shows the traceback)"
+
+
+def error_line(err):
+    """The line to show for `err`: whole for ExportError/OSError (they name paths), else first_line."""
+    lines = str(err).strip().splitlines() if isinstance(err, (ExportError, OSError)) else None
+    return lines[0].strip() if lines else first_line(err)
 
 
 def run_cli(main, argv=None):
@@ -523,7 +519,7 @@ def run_cli(main, argv=None):
 
     Exit codes: 0 done; 1 an input, output or conversion failed; 2 usage error (argparse's, or a
     malformed value such as --input-shape); 128+N stopped by signal N (130 Ctrl-C, 143 SIGTERM).
-    Without --debug, library warnings and C++ output on fd 2 are hidden; --debug shows tracebacks.
+    Without --debug, library warnings and log records are hidden; --debug shows tracebacks too.
     """
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, _on_signal)
@@ -531,13 +527,12 @@ def run_cli(main, argv=None):
     if not debug:
         quiet_libraries()
     code, message = 0, None
-    with contextlib.nullcontext() if debug else _native_stderr_hidden():
-        try:
-            code = main(argv)
-        except (KeyboardInterrupt, Exception) as err:
-            if debug:
-                traceback.print_exc()
-            code, message = _exit_for(err)
+    try:
+        code = main(argv)
+    except (KeyboardInterrupt, Exception) as err:
+        if debug:
+            traceback.print_exc()
+        code, message = _exit_for(err)
     if message:
         print(f"error: {message}", file=sys.stderr)
     sys.exit(code or 0)

@@ -33,9 +33,10 @@ def _row(name, res):
             f"{f('tpr')} | {f('fpr', '.4f')} | {f('auc')} |")
 
 
-def write_model_card(config, folder, best_path, data_summary, results, real_lines=()):
-    """Write `<modelFname>_model_card.md`; return its path."""
-    folder, best_path = Path(folder), Path(best_path)
+def write_model_card(config, fold, real_lines=()):
+    """Write `<modelFname>_model_card.md` for one fold of runSequence; return its path."""
+    folder, best_path = Path(fold["folder"]), Path(fold["best_path"])
+    data_summary, results = fold["data_summary"], fold["results"]
     name = best_path.stem
     pte = best_path.with_suffix(".pte")
     model, shape, info = exportUtils.model_from_checkpoint(best_path)
@@ -49,7 +50,7 @@ def write_model_card(config, folder, best_path, data_summary, results, real_line
         f"DeepEpiCnn (Spahr et al., Epilepsia 2025): 14 Conv1d blocks + 5-layer head, {n_params:,} parameters, "
         f"input float32 {tuple(shape)} = {shape[-1] / 25:.0f} s of acceleration magnitude in g at 25 Hz, "
         f"output {model.fc_out.out_features} logits; the app alarms when softmax(logits)[1] > "
-        f"{configUtils.get(config, 'modelConfig.seizureProbabilityThresholdPct') / 100:.2f}.",
+        f"{fold['threshold_pct'] / 100:.2f} ({_threshold_origin(folder)}).",
         f"Checkpoint chosen at epoch {info.get('epoch')} on the validation split "
         f"(metric `{configUtils.get(config, 'modelConfig.modelSelectionMetric')}`; validation TPR "
         f"{info.get('sensitivity', float('nan')):.3f}, FPR {info.get('far', float('nan')):.4f}).", "",
@@ -89,3 +90,13 @@ def write_model_card(config, folder, best_path, data_summary, results, real_line
     with exportUtils.atomic_output(path) as tmp:
         tmp.write_text("\n".join(lines) + "\n")
     return path
+
+
+def _threshold_origin(folder):
+    path = Path(folder) / "threshold_selection.json"
+    if not path.exists():
+        return "fixed in the config"
+    choice = json.loads(path.read_text())
+    return (f"chosen on the validation split for <= {choice['target_false_alarms_per_day']} false alarms/day: "
+            f"validation event sensitivity {choice['val_event_tpr']}, "
+            f"{choice['val_false_alarms_per_day']} false alarms/day")

@@ -66,10 +66,38 @@ def predict_windows(predict, windows, batch_size=1024):
     return np.concatenate(out) if out else np.zeros(0)
 
 
-def test_run(config, folder, best_path, data):
+def select_threshold(config, folder, best_path, data):
+    """The alarm threshold (percent) for the app entry, chosen on the VALIDATION split when configured:
+    the highest validation event sensitivity with at most `targetFalseAlarmsPerDay`, ties to the higher
+    threshold. Saved to threshold_selection.json, which later tests of the run reuse."""
+    path = Path(folder) / "threshold_selection.json"
+    if path.exists():
+        return json.loads(path.read_text())["threshold_pct"]
+    fixed = configUtils.get(config, "modelConfig.seizureProbabilityThresholdPct")
+    if not configUtils.get(config, "modelConfig.thresholdFromValidation"):
+        return fixed
+    val = data["val"]
+    model = exportUtils.model_from_checkpoint(best_path)[0]
+    p = predict_windows(eager_predict_fn(model), val) * windowing.movement_gate(
+        val, configUtils.get(config, "dataProcessing.accelStdThresholdPct"))
+    thresholds = np.round(np.arange(0.05, 0.995, 0.01), 2)
+    sweep = evaluation.threshold_sweep(p, val.labels, val.event_index, val.end_time,
+                                       [e.summary() for e in data["val_events"]], thresholds)
+    target = configUtils.get(config, "modelConfig.targetFalseAlarmsPerDay")
+    ok = [i for i, fa in enumerate(sweep["false_alarms_per_day"]) if fa is not None and fa <= target]
+    best = max(ok, key=lambda i: (sweep["event_tpr"][i] or 0, thresholds[i])) if ok else len(thresholds) - 1
+    choice = {"threshold_pct": float(round(thresholds[best] * 100)), "chosen_on": "validation split",
+              "target_false_alarms_per_day": target, "val_event_tpr": sweep["event_tpr"][best],
+              "val_false_alarms_per_day": sweep["false_alarms_per_day"][best], "met_target": bool(ok),
+              "sweep": sweep}
+    write_json(path, choice)
+    return choice["threshold_pct"]
+
+
+def test_run(config, folder, best_path, data, threshold_pct):
     """Evaluate every model file of the run on the test windows; return results by variant."""
     name = configUtils.get(config, "modelConfig.modelFname")
-    threshold = configUtils.get(config, "modelConfig.seizureProbabilityThresholdPct") / 100
+    threshold = threshold_pct / 100
     test = data["test"]
     gate = windowing.movement_gate(test, configUtils.get(config, "dataProcessing.accelStdThresholdPct"))
     events = [e.summary() for e in data["test_events"]]
@@ -145,7 +173,7 @@ def format_real(real):
     return lines
 
 
-def write_summary(folder, fold_results, config, real_dir=None):
+def write_summary(folder, fold_results, config, real_dir=None, threshold_pct=50):
     """kfold_summary.json/.txt over folds; real-data figures; printed for the user."""
     folds = [r for r in fold_results if r]
     keys = ("event_tpr", "false_alarms_per_day", "latency_median_s", "tpr", "fpr", "auc", "event_fpr")
@@ -159,7 +187,7 @@ def write_summary(folder, fold_results, config, real_dir=None):
     pte = folder / f"{name}.pte"
     if real_dir and Path(real_dir).is_dir() and pte.exists():
         summary["real_data"] = evaluate_real(
-            real_dir, pte, configUtils.get(config, "modelConfig.seizureProbabilityThresholdPct") / 100,
+            real_dir, pte, threshold_pct / 100,
             configUtils.get(config, "dataProcessing.accelStdThresholdPct"), folder)
     lines = ["", f"== summary ({len(folds)} fold{'s' if len(folds) != 1 else ''}) =="]
     for variant, means in summary["mean"].items():

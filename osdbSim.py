@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 FS = 25
 DP_SAMPLES = 125
-QUANT_MG = 4  # Garmin raw x,y,z come in 4 mg steps
+QUANT_MG = 4  # Garmin raw x,y,z come in 4 mg steps (a user's own sensor may differ)
 RANGE_MG = 8000
 SEIZURE_TYPES = ("Tonic-Clonic", "Focal", "Other")
 NDA_TYPES = ("Walking", "Brushing teeth", "Eating", "Typing", "Rest", "Sleep")
@@ -64,6 +64,8 @@ def make_user(rng, user_id):
         "watch": WATCHES[rng.integers(len(WATCHES))], "app": APP_VERSIONS[rng.integers(len(APP_VERSIONS))],
         "mix": {"Seizure": rng.dirichlet([3, 1.5, 0.7]), "NDA": rng.dirichlet(np.full(len(NDA_TYPES), 1.5)),
                 "False Alarm": rng.dirichlet(np.full(len(FALSE_ALARM_TYPES), 1.5))},
+        # sensors differ: resolution from 1 mg to a few tens of mg per step, full scale 4 g or 8 g
+        "quant_mg": float(rng.choice([1, 2, 4, 4, 8, 16, 32])), "range_mg": float(rng.choice([4000, 8000])),
     }
 
 
@@ -235,7 +237,8 @@ def simulate_signal(rng, user, kind, n_samples, onset_s=None):
     xyz = (1000 + local[:, :1]) * g + local[:, 1:2] * e1 + local[:, 2:3] * np.cross(g, e1)
     xyz = xyz * user["gain"] + user["offset"] + user["noise_mg"] * rng.standard_normal(xyz.shape)
     xyz[:, 0] *= user["handed"]
-    return np.clip(np.round(xyz / QUANT_MG) * QUANT_MG, -RANGE_MG, RANGE_MG), segments
+    quant = user.get("quant_mg", QUANT_MG)
+    return np.clip(np.round(xyz / quant) * quant, -user.get("range_mg", RANGE_MG), user.get("range_mg", RANGE_MG)), segments
 
 
 # ---------------------------------------------------------------- OSD algorithm imitation

@@ -135,7 +135,8 @@ def augment_events(events, cfg, rng):
 
     `cfg` is `dataProcessing`: phaseAugmentation (phaseAugmentationStep, default 1) runs first, then
     noiseAugmentation (noiseAugmentationFactor copies, default 1, of noiseAugmentationValue mg, default
-    30) on the seizure events and their phase copies. Copies keep their source's id and share its
+    30) on the seizure events and their phase copies; with noiseAugmentationNegatives also one noisy copy
+    of each non-seizure event, so that noise alone does not mark a seizure. Copies keep their source's id and share its
     unchanged arrays; originals are not modified. userAugmentation is not supported (ValueError)."""
     if cfg.get("userAugmentation"):
         raise ValueError("userAugmentation is not supported")
@@ -148,4 +149,6 @@ def augment_events(events, cfg, rng):
     if cfg.get("noiseAugmentation"):
         std = float(cfg.get("noiseAugmentationValue", 30.0))
         out += [noisy_copy(e, std, rng) for e in seizures for _ in range(int(cfg.get("noiseAugmentationFactor", 1)))]
+        if cfg.get("noiseAugmentationNegatives"):
+            out += [noisy_copy(e, std, rng) for e in events if e.label != 1]
     return out

@@ -97,8 +97,7 @@ def osdb_paths(config):
     missing = [p for p in paths if not p.exists()]
     if missing and configUtils.get(config, "osdbConfig.simulate"):
         cache.mkdir(parents=True, exist_ok=True)
-        sim = {key.split(".")[-1]: configUtils.get(config, key) for key in configUtils.SCHEMA
-               if key.startswith("osdbConfig.simulation.")}
+        sim = configUtils.section(config, "osdbConfig.simulation")
         for path in missing:
             LOG.info(f"writing the simulated OSDB database {path}")
             summary = osdbSim.simulate_database(
@@ -135,7 +134,7 @@ def prepare_data(config, run_dir, kfold=1, fold=0):
                                                   configUtils.get(config, "osdbConfig.invalidEvents"))
     train, val, test = split_for_fold(config, events, kfold, fold)
     rng = np.random.default_rng(configUtils.get(config, "randomSeed"))
-    augmented = osdbSplit.augment_events(train, config.get("dataProcessing", {}), rng)
+    augmented = osdbSplit.augment_events(train, configUtils.section(config, "dataProcessing"), rng)
     data = {"train": windows_for(config, augmented), "val": windows_for(config, val),
             "test": windows_for(config, test), "test_events": test, "val_events": val}
     summary = {"provenance": "simulated" if configUtils.get(config, "osdbConfig.simulate") else "OSDB",
@@ -179,24 +178,23 @@ def run_fold(config, args, folder, kfold, fold):
         nnTester.write_json(folder / "training_history.json", history)
         import evaluation
         evaluation.plot_training_history(history, folder / f"{name}_training.png")
+        threshold = nnTester.select_threshold(config, folder, best_path, data)
+        LOG.info(f"alarm threshold p > {threshold / 100:.2f}")
         calibration = nnTester.calibration_sample(data["train"], configUtils.get(config, "randomSeed"))
         exports = nnTrainer.export_formats(config, best_path, calibration)
         for kind, report in exports.items():
             LOG.info(f"{report['path']}: verified, {exportUtils.parity_text(report['parity'])}"
                      + (f", {report['mobile']}" if "mobile" in report else ""))
             if kind.startswith("pte"):
-                entry = appIndex.app_entry(report["path"], report, threshold_pct=threshold_pct(config),
+                entry = appIndex.app_entry(report["path"], report, threshold_pct=threshold,
                                            gate_pct=configUtils.get(config, "dataProcessing.accelStdThresholdPct"))
                 LOG.info(f"app index entry {appIndex.write_entry_beside(report['path'], entry)}")
         nnTester.write_json(folder / "export_report.json", exports)
     if not args.test:
         return None
-    return {"folder": folder, "best_path": best_path, "data_summary": data["summary"],
-            "results": nnTester.test_run(config, folder, best_path, data)}
-
-
-def threshold_pct(config):
-    return configUtils.get(config, "modelConfig.seizureProbabilityThresholdPct")
+    threshold = nnTester.select_threshold(config, folder, best_path, data)
+    return {"folder": folder, "best_path": best_path, "data_summary": data["summary"], "threshold_pct": threshold,
+            "results": nnTester.test_run(config, folder, best_path, data, threshold)}
 
 
 def main(argv=None):
@@ -205,6 +203,7 @@ def main(argv=None):
         args.train = args.test = True
     config, warnings = configUtils.load_config(args.config)
     torch.manual_seed(configUtils.get(config, "randomSeed"))
+    torch.set_flush_denormal(True)  # eager CPU work on accelerometer windows is ~4x faster without denormals
     np.random.seed(configUtils.get(config, "randomSeed"))
     nnTrainer.init_distributed()
     main_process = nnTrainer.is_main_process()
@@ -226,11 +225,12 @@ def main(argv=None):
             fold_dir.mkdir(exist_ok=True)
         results.append(run_fold(config, args, fold_dir, args.kfold, fold))
     if main_process and args.test:
-        summary = nnTester.write_summary(folder, [r["results"] for r in results if r], config, args.evalReal)
+        done = [r for r in results if r]
+        summary = nnTester.write_summary(folder, [r["results"] for r in done], config, args.evalReal,
+                                         done[0]["threshold_pct"] if done else 50)
         real_lines = [line for line in summary["text"] if line.startswith("real ")]
         for fold in filter(None, results):
-            card = modelCard.write_model_card(config, fold["folder"], fold["best_path"], fold["data_summary"],
-                                              fold["results"], real_lines)
+            card = modelCard.write_model_card(config, fold, real_lines)
             LOG.info(f"model card {card}")
     return 0
 
