@@ -18,7 +18,7 @@ import traceback
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-from exportUtils import ExportError, error_line, first_line, native_stderr_to, quiet_libraries
+from exportUtils import ExportError, error_line, native_stderr_to, quiet_libraries
 
 
 def expand_sources(sources, suffixes):
@@ -62,8 +62,11 @@ def output_paths(sources, out, suffix):
         if len(set(names)) != len(names):
             raise ExportError(f"{out}: two inputs would write the same output name")
         outputs = [out / name for name in names]
-    for path in outputs:
-        check_output_folder(path)
+    for src, path in zip(sources, outputs):
+        if out is not None or src.exists():  # a missing input is reported by its own conversion
+            check_output_folder(path)
+        if path.exists() and src.exists() and os.path.samefile(path, src):
+            raise ExportError(f"{path}: the output would overwrite its input")
     return outputs
 
 
@@ -97,15 +100,22 @@ def _run_task(task):
     return True, f"{src} -> {dst}: {report['summary']} ({report['seconds']} s)", report
 
 
+_STOPPED = []  # in a pool worker: the SIGTERM that asked it to stop
+
+
 def _worker_task(task):
-    """_run_task in a pool worker; after a SIGTERM (the parent stopping) exit once `finally` ran."""
+    """_run_task in a pool worker. After a SIGTERM it runs no more tasks, but the worker lives on
+    until the pool's normal shutdown, so multiprocessing's exit handlers run (no leaked semaphores)."""
     try:
-        return _run_task(task)
-    except SystemExit as stop:
-        os._exit(stop.code if isinstance(stop.code, int) else 1)
+        if not _STOPPED:
+            return _run_task(task)
+    except SystemExit:
+        pass
+    return False, f"error: {task[1]}: stopped by SIGTERM; no output written", None
 
 
 def _worker_exit(signum, frame):
+    _STOPPED.append(signum)
     raise SystemExit(128 + signum)  # unwinds through atomic_output, which removes the temp file
 
 

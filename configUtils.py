@@ -195,7 +195,18 @@ def load_config(path):
                 config[key] = {**value, **config[key]}
             else:
                 config.setdefault(key, value)
-    return config, validate(config, str(path))
+    return config, _upgrade_earlier_values(config, str(path)) + validate(config, str(path))
+
+
+def _upgrade_earlier_values(config, source):
+    """Values that meant something else in the earlier pipeline, replaced with a note."""
+    notes = []
+    dp = config.get("dataProcessing")
+    if isinstance(dp, dict) and dp.get("validationProp") in (0, 0.0, 1, 1.0):
+        notes.append(f"{source}: dataProcessing.validationProp {dp['validationProp']} is the earlier pipeline's "
+                     "on/off value (it validated on the test split); using 0.2 of the non-test events instead")
+        dp["validationProp"] = 0.2
+    return notes
 
 
 def _read_json(path):

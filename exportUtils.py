@@ -486,10 +486,11 @@ _INTERRUPTS = []  # signals received while run_cli runs
 
 
 def _on_signal(signum, frame):
-    """SIGINT/SIGTERM: remember it and raise KeyboardInterrupt once, so `finally` blocks clean up."""
-    if not _INTERRUPTS:
-        _INTERRUPTS.append(signum)
-        _raise_interrupt(signum, frame)
+    """SIGINT/SIGTERM: raise KeyboardInterrupt, so `finally` blocks clean up; a second one quits now."""
+    if _INTERRUPTS:
+        os._exit(128 + signum)
+    _INTERRUPTS.append(signum)
+    _raise_interrupt(signum, frame)
 
 
 def quiet_libraries():

@@ -89,7 +89,9 @@ def test_values_are_consistent(clean_db):
         xyz = np.array([dp["rawData3D"] for dp in dps]).reshape(len(dps), 125, 3)
         assert raw.shape == (len(dps), 125) and xyz.shape[1:] == (125, 3)
         assert np.abs(_magnitude(xyz) - raw).max() <= 0.005
-        assert (xyz % osdbSim.QUANT_MG == 0).all() and np.abs(xyz).max() <= osdbSim.RANGE_MG
+        step = np.gcd.reduce(np.abs(xyz).astype(np.int64).ravel())  # the user's sensor resolution
+        assert (xyz == np.round(xyz)).all() and step in (1, 2, 4, 8, 16, 32)
+        assert np.abs(xyz).max() <= osdbSim.RANGE_MG
         spec, roi, ratio, simple = osdbSim.osd_spectrum(raw)
         assert [dp["specPower"] for dp in dps] == spec.tolist() and [dp["roiPower"] for dp in dps] == roi.tolist()
         assert [dp["roiRatio"] for dp in dps] == ratio.tolist() and [dp["simpleSpec"] for dp in dps] == simple.tolist()

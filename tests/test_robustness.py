@@ -220,6 +220,13 @@ def test_bad_output_folder(script, where, inputs, out):
     assert problem in line
 
 
+def test_output_that_is_the_input_is_refused(inputs, out):
+    src = out / "copy.pt"
+    src.write_bytes((inputs / "good.pt").read_bytes())
+    line = check_case(PT2PTL, [src, "-o", src], out, src)
+    assert "would overwrite its input" in line
+
+
 # ---------------------------------------------------------------- --allow-pickle, --debug
 def test_allow_pickle_accepts_a_pickled_module(inputs, out):
     res = run_script(PT2PTL, inputs / "whole_module.pt", "--allow-pickle", "-o", out / "target.ptl", "-q")
@@ -269,9 +276,10 @@ def _group(pgid):
 def _interrupt_mid_conversion(args, sig, to_group, cpu_seconds):
     """Start a script in its own process group; once it has worked `cpu_seconds` (past imports,
     inside torch.export / lowering), send `sig` to it (or to the whole group, like Ctrl-C)."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONWARNINGS"}  # as a user runs it
     proc = subprocess.Popen([sys.executable, str(ROOT / args[0]), *map(str, args[1:])], cwd=ROOT,
-                            env=dict(os.environ, PYTHONWARNINGS="ignore"), start_new_session=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            env=env, start_new_session=True, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 300
         while sum(_group(proc.pid).values()) < cpu_seconds and proc.poll() is None:
