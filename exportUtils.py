@@ -78,17 +78,18 @@ def check_file(path):
 def load_checkpoint(path, allow_pickle=False):
     """Load a .pt checkpoint safely; return (state_dict, info) where info holds config and metadata."""
     path = check_file(path)
-    if _is_torchscript_archive(path):
+    problem = _archive_problem(path)
+    if problem:
+        raise ExportError(f"{path}: {problem}")
+    if zipfile.is_zipfile(path) and _is_torchscript_archive(path):
         raise ExportError(f"{path}: is a TorchScript/mobile model (.ptl), not a checkpoint: use convertPtl2Pte.py")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=not allow_pickle)
     except Exception as err:  # torch raises many types for bad files
-        problem = _archive_problem(path)
-        if problem is None and "Unsupported global" in str(err):
+        if "Unsupported global" in str(err):
             raise ExportError(f"{path}: needs full unpickling (it holds Python objects, e.g. a whole "
                               "nn.Module); rerun with --allow-pickle only if you trust this file") from None
-        problem = problem or f"not a readable PyTorch checkpoint ({_short(err)})"
-        raise ExportError(f"{path}: {problem}") from None
+        raise ExportError(f"{path}: not a readable PyTorch checkpoint ({_short(err)})") from None
     if isinstance(obj, torch.nn.Module):
         obj = {"model_state_dict": obj.state_dict()}
     if not isinstance(obj, dict):
@@ -105,21 +106,20 @@ def load_checkpoint(path, allow_pickle=False):
 
 
 def _is_torchscript_archive(path):
-    try:
-        with zipfile.ZipFile(path) as zf:
-            return any(n.split("/", 1)[-1].startswith(("code/", "bytecode.pkl")) for n in zf.namelist())
-    except (zipfile.BadZipFile, OSError, ValueError):
-        return False
+    with zipfile.ZipFile(path) as zf:
+        return any(n.split("/", 1)[-1].startswith(("code/", "bytecode.pkl")) for n in zf.namelist())
 
 
 def _archive_problem(path):
     """Why `path` is no torch.save zip or pickle: "truncated ...", "not a ..."; None if it may be one."""
-    if zipfile.is_zipfile(path):
-        return None
     with open(path, "rb") as f:
         head = f.read(4)
-    if head.startswith(b"PK"):
-        return "truncated or corrupt file (the zip archive is incomplete)"
+    try:
+        zipfile.ZipFile(path).close()
+        return None
+    except (zipfile.BadZipFile, ValueError, OSError):
+        if head.startswith(b"PK"):
+            return "truncated or corrupt file (the zip archive is incomplete)"
     return "not a PyTorch file (no zip archive or pickle inside)" if head[:1] != b"\x80" else None
 
 
@@ -196,17 +196,15 @@ def load_torchscript(path):
     problem = _archive_problem(path)
     if problem:
         raise ExportError(f"{path}: {problem}")
-    if not _is_torchscript_archive(path):
+    if not (zipfile.is_zipfile(path) and _is_torchscript_archive(path)):
         raise ExportError(f"{path}: is a PyTorch checkpoint (.pt), not a TorchScript model: "
                           "use convertPt2Pte.py")
     extra = {PTL_SHAPE_FILE: ""}
     try:
-        with tempfile.TemporaryFile("w+") as log, native_stderr_to(log):
-            module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra).eval()
+        module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra).eval()
         shape = tuple(json.loads(extra[PTL_SHAPE_FILE])) if extra[PTL_SHAPE_FILE] else None
-        if shape is not None and (len(shape) not in (2, 3) or not all(isinstance(v, int) and v > 0
-                                                                        for v in shape)):
-            raise ValueError(f"stored input shape {shape} is malformed")
+        if shape and not (len(shape) in (2, 3) and all(isinstance(v, int) and v > 0 for v in shape)):
+            raise ValueError(f"stored input shape {list(shape)} is malformed")
         return module, shape
     except Exception as err:
         text = str(err)

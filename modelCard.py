@@ -50,7 +50,8 @@ def write_model_card(config, fold, real_lines=()):
         f"DeepEpiCnn (Spahr et al., Epilepsia 2025): 14 Conv1d blocks + 5-layer head, {n_params:,} parameters, "
         f"input float32 {tuple(shape)} = {shape[-1] / 25:.0f} s of acceleration magnitude in g at 25 Hz, "
         f"output {model.fc_out.out_features} logits; the app alarms when softmax(logits)[1] > "
-        f"{fold['threshold_pct'] / 100:.2f} ({_threshold_origin(folder)}).",
+        f"{fold['alarm']['threshold_pct'] / 100:.2f} and the newest 5 s move by at least "
+        f"{fold['alarm']['gate_pct']} % (std/mean) ({_alarm_origin(fold['alarm'])}).",
         f"Checkpoint chosen at epoch {info.get('epoch')} on the validation split "
         f"(metric `{configUtils.get(config, 'modelConfig.modelSelectionMetric')}`; validation TPR "
         f"{info.get('sensitivity', float('nan')):.3f}, FPR {info.get('far', float('nan')):.4f}).", "",
@@ -92,11 +93,9 @@ def write_model_card(config, fold, real_lines=()):
     return path
 
 
-def _threshold_origin(folder):
-    path = Path(folder) / "threshold_selection.json"
-    if not path.exists():
-        return "fixed in the config"
-    choice = json.loads(path.read_text())
-    return (f"chosen on the validation split for <= {choice['target_false_alarms_per_day']} false alarms/day: "
-            f"validation event sensitivity {choice['val_event_tpr']}, "
-            f"{choice['val_false_alarms_per_day']} false alarms/day")
+def _alarm_origin(alarm):
+    if alarm["chosen_on"] != "validation split":
+        return alarm["chosen_on"]
+    return (f"chosen on the validation split for <= {alarm['target_false_alarms_per_day']} false alarms/day: "
+            f"validation event sensitivity {alarm['val_event_tpr']:.3f}, "
+            f"{alarm['val_false_alarms_per_day']:.2f} false alarms/day")

@@ -66,40 +66,51 @@ def predict_windows(predict, windows, batch_size=1024):
     return np.concatenate(out) if out else np.zeros(0)
 
 
-def select_threshold(config, folder, best_path, data):
-    """The alarm threshold (percent) for the app entry, chosen on the VALIDATION split when configured:
-    the highest validation event sensitivity with at most `targetFalseAlarmsPerDay`, ties to the higher
-    threshold. Saved to threshold_selection.json, which later tests of the run reuse."""
-    path = Path(folder) / "threshold_selection.json"
+GATE_CANDIDATES_PCT = (5, 4, 3, 2, 1, 0)
+
+
+def select_alarm_settings(config, folder, best_path, data):
+    """The app entry's alarm settings {threshold_pct, gate_pct}, chosen on the VALIDATION split when
+    `thresholdFromValidation`: the best validation event sensitivity with at most
+    `targetFalseAlarmsPerDay`; among equals the larger movement gate (the app's default is 5 %, at most
+    the config's), then the middle of the range of equal thresholds. Saved to alarm_settings.json, which
+    later tests of the run reuse."""
+    path = Path(folder) / "alarm_settings.json"
     if path.exists():
-        return json.loads(path.read_text())["threshold_pct"]
-    fixed = configUtils.get(config, "modelConfig.seizureProbabilityThresholdPct")
+        return json.loads(path.read_text())
+    fixed = {"threshold_pct": configUtils.get(config, "modelConfig.seizureProbabilityThresholdPct"),
+             "gate_pct": configUtils.get(config, "dataProcessing.accelStdThresholdPct"), "chosen_on": "config"}
     if not configUtils.get(config, "modelConfig.thresholdFromValidation"):
         return fixed
-    val = data["val"]
-    model = exportUtils.model_from_checkpoint(best_path)[0]
-    p = predict_windows(eager_predict_fn(model), val) * windowing.movement_gate(
-        val, configUtils.get(config, "dataProcessing.accelStdThresholdPct"))
+    val, events = data["val"], [e.summary() for e in data["val_events"]]
+    raw = predict_windows(eager_predict_fn(exportUtils.model_from_checkpoint(best_path)[0]), val)
     thresholds = np.round(np.arange(0.05, 0.995, 0.01), 2)
-    sweep = evaluation.threshold_sweep(p, val.labels, val.event_index, val.end_time,
-                                       [e.summary() for e in data["val_events"]], thresholds)
     target = configUtils.get(config, "modelConfig.targetFalseAlarmsPerDay")
-    ok = [i for i, fa in enumerate(sweep["false_alarms_per_day"]) if fa is not None and fa <= target]
-    best = max(ok, key=lambda i: (sweep["event_tpr"][i] or 0, thresholds[i])) if ok else len(thresholds) - 1
-    choice = {"threshold_pct": float(round(thresholds[best] * 100)), "chosen_on": "validation split",
-              "target_false_alarms_per_day": target, "val_event_tpr": sweep["event_tpr"][best],
-              "val_false_alarms_per_day": sweep["false_alarms_per_day"][best], "met_target": bool(ok),
-              "sweep": sweep}
+    candidates = []
+    for gate_pct in [g for g in GATE_CANDIDATES_PCT if g <= fixed["gate_pct"]]:
+        sweep = evaluation.threshold_sweep(raw * windowing.movement_gate(val, gate_pct), val.labels,
+                                           val.event_index, val.end_time, events, thresholds)
+        ok = [i for i, fa in enumerate(sweep["false_alarms_per_day"]) if fa is not None and fa <= target]
+        if ok:
+            top = max(sweep["event_tpr"][i] or 0 for i in ok)
+            ties = [i for i in ok if (sweep["event_tpr"][i] or 0) == top]
+            candidates.append((top, gate_pct, ties[len(ties) // 2], sweep))
+    if not candidates:
+        return {**fixed, "chosen_on": f"config (no setting met {target} false alarms/day on validation)"}
+    top, gate_pct, best, sweep = max(candidates, key=lambda c: (c[0], c[1]))
+    choice = {"threshold_pct": float(round(thresholds[best] * 100)), "gate_pct": gate_pct,
+              "chosen_on": "validation split", "target_false_alarms_per_day": target, "val_event_tpr": top,
+              "val_false_alarms_per_day": sweep["false_alarms_per_day"][best], "sweep": sweep}
     write_json(path, choice)
-    return choice["threshold_pct"]
+    return choice
 
 
-def test_run(config, folder, best_path, data, threshold_pct):
-    """Evaluate every model file of the run on the test windows; return results by variant."""
+def test_run(config, folder, best_path, data, alarm):
+    """Evaluate every model file of the run on the test windows with the app's alarm settings."""
     name = configUtils.get(config, "modelConfig.modelFname")
-    threshold = threshold_pct / 100
+    threshold = alarm["threshold_pct"] / 100
     test = data["test"]
-    gate = windowing.movement_gate(test, configUtils.get(config, "dataProcessing.accelStdThresholdPct"))
+    gate = windowing.movement_gate(test, alarm["gate_pct"])
     events = [e.summary() for e in data["test_events"]]
     model = exportUtils.model_from_checkpoint(best_path)[0]
     predictors = {"pt": eager_predict_fn(model)}
@@ -173,7 +184,7 @@ def format_real(real):
     return lines
 
 
-def write_summary(folder, fold_results, config, real_dir=None, threshold_pct=50):
+def write_summary(folder, fold_results, config, real_dir=None, alarm=None):
     """kfold_summary.json/.txt over folds; real-data figures; printed for the user."""
     folds = [r for r in fold_results if r]
     keys = ("event_tpr", "false_alarms_per_day", "latency_median_s", "tpr", "fpr", "auc", "event_fpr")
@@ -187,8 +198,7 @@ def write_summary(folder, fold_results, config, real_dir=None, threshold_pct=50)
     pte = folder / f"{name}.pte"
     if real_dir and Path(real_dir).is_dir() and pte.exists():
         summary["real_data"] = evaluate_real(
-            real_dir, pte, threshold_pct / 100,
-            configUtils.get(config, "dataProcessing.accelStdThresholdPct"), folder)
+            real_dir, pte, alarm["threshold_pct"] / 100, alarm["gate_pct"], folder)
     lines = ["", f"== summary ({len(folds)} fold{'s' if len(folds) != 1 else ''}) =="]
     for variant, means in summary["mean"].items():
         lines.append(f"{variant:>8}: event sensitivity {_fmt(means['event_tpr'])}, "

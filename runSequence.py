@@ -178,23 +178,24 @@ def run_fold(config, args, folder, kfold, fold):
         nnTester.write_json(folder / "training_history.json", history)
         import evaluation
         evaluation.plot_training_history(history, folder / f"{name}_training.png")
-        threshold = nnTester.select_threshold(config, folder, best_path, data)
-        LOG.info(f"alarm threshold p > {threshold / 100:.2f}")
+        alarm = nnTester.select_alarm_settings(config, folder, best_path, data)
+        LOG.info(f"app alarm settings: p > {alarm['threshold_pct'] / 100:.2f}, movement gate "
+                 f"{alarm['gate_pct']} % ({alarm['chosen_on']})")
         calibration = nnTester.calibration_sample(data["train"], configUtils.get(config, "randomSeed"))
         exports = nnTrainer.export_formats(config, best_path, calibration)
         for kind, report in exports.items():
             LOG.info(f"{report['path']}: verified, {exportUtils.parity_text(report['parity'])}"
                      + (f", {report['mobile']}" if "mobile" in report else ""))
             if kind.startswith("pte"):
-                entry = appIndex.app_entry(report["path"], report, threshold_pct=threshold,
-                                           gate_pct=configUtils.get(config, "dataProcessing.accelStdThresholdPct"))
+                entry = appIndex.app_entry(report["path"], report, threshold_pct=alarm["threshold_pct"],
+                                           gate_pct=alarm["gate_pct"])
                 LOG.info(f"app index entry {appIndex.write_entry_beside(report['path'], entry)}")
         nnTester.write_json(folder / "export_report.json", exports)
     if not args.test:
         return None
-    threshold = nnTester.select_threshold(config, folder, best_path, data)
-    return {"folder": folder, "best_path": best_path, "data_summary": data["summary"], "threshold_pct": threshold,
-            "results": nnTester.test_run(config, folder, best_path, data, threshold)}
+    alarm = nnTester.select_alarm_settings(config, folder, best_path, data)
+    return {"folder": folder, "best_path": best_path, "data_summary": data["summary"], "alarm": alarm,
+            "results": nnTester.test_run(config, folder, best_path, data, alarm)}
 
 
 def main(argv=None):
@@ -227,7 +228,7 @@ def main(argv=None):
     if main_process and args.test:
         done = [r for r in results if r]
         summary = nnTester.write_summary(folder, [r["results"] for r in done], config, args.evalReal,
-                                         done[0]["threshold_pct"] if done else 50)
+                                         done[0]["alarm"] if done else None)
         real_lines = [line for line in summary["text"] if line.startswith("real ")]
         for fold in filter(None, results):
             card = modelCard.write_model_card(config, fold, real_lines)
