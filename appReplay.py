@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+import cliUtils
 import exportUtils
 import nnTester
 import osdbData
@@ -116,4 +117,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    exportUtils.run_cli(main)
+    cliUtils.run_cli(main)

@@ -18,7 +18,8 @@ import traceback
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-from exportUtils import ExportError, error_line, native_stderr_to, quiet_libraries
+from cliUtils import error_line, quiet_libraries
+from exportUtils import ExportError, native_stderr_to
 
 
 def expand_sources(sources, suffixes):

@@ -8,11 +8,12 @@ before it is renamed into place; an app index entry `<name>.json` is written bes
 """
 import appIndex
 import batchConvert
+import cliUtils
 import exportUtils
 
 
 def get_args_parser():
-    parser = exportUtils.CliParser(description=__doc__.splitlines()[0])
+    parser = cliUtils.CliParser(description=__doc__.splitlines()[0])
     parser.add_argument("inputs", nargs="+", help=".pt checkpoint(s) or folders of them")
     parser.add_argument("-o", "--output", help="output .pte (one input) or existing folder")
     parser.add_argument("--num-classes", type=int, help="check the weights have this many classes")
@@ -25,7 +26,7 @@ def get_args_parser():
                         help="allow full unpickling (only for files you trust)")
     parser.add_argument("--index", help="also add/replace the entry in this app index.json")
     parser.add_argument("--jobs", type=int, help="parallel conversions (default: number of cores)")
-    exportUtils.add_common_args(parser)
+    cliUtils.add_common_args(parser)
     return parser
 
 
@@ -60,4 +61,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    exportUtils.run_cli(main)
+    cliUtils.run_cli(main)

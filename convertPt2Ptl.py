@@ -9,18 +9,19 @@ The input shape is stored in the file, so convertPtl2Pte.py needs no --input-sha
 The OSD app itself now runs only .pte files; .ptl is kept for older tools.
 """
 import batchConvert
+import cliUtils
 import exportUtils
 
 
 def get_args_parser():
-    parser = exportUtils.CliParser(description=__doc__.splitlines()[0])
+    parser = cliUtils.CliParser(description=__doc__.splitlines()[0])
     parser.add_argument("inputs", nargs="+", help=".pt checkpoint(s) or folders of them")
     parser.add_argument("-o", "--output", help="output .ptl (one input) or existing folder")
     parser.add_argument("--num-classes", type=int, help="check the weights have this many classes")
     parser.add_argument("--allow-pickle", action="store_true",
                         help="allow full unpickling (only for files you trust)")
     parser.add_argument("--jobs", type=int, help="parallel conversions (default: number of cores)")
-    exportUtils.add_common_args(parser)
+    cliUtils.add_common_args(parser)
     return parser
 
 
@@ -40,4 +41,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    exportUtils.run_cli(main)
+    cliUtils.run_cli(main)

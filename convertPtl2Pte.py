@@ -10,12 +10,13 @@ Either way the .pte is compared with that module on realistic windows before it 
 """
 import appIndex
 import batchConvert
+import cliUtils
 import exportUtils
 import legacyPtl
 
 
 def get_args_parser():
-    parser = exportUtils.CliParser(description=__doc__.splitlines()[0])
+    parser = cliUtils.CliParser(description=__doc__.splitlines()[0])
     parser.add_argument("inputs", nargs="+", help=".ptl file(s) or folders of them")
     parser.add_argument("-o", "--output", help="output .pte (one input) or existing folder")
     parser.add_argument("--backend", choices=["xnnpack", "portable"], default="xnnpack")
@@ -25,7 +26,7 @@ def get_args_parser():
     parser.add_argument("--inspect", action="store_true", help="print what a legacy .ptl holds and stop")
     parser.add_argument("--index", help="also add/replace the entry in this app index.json")
     parser.add_argument("--jobs", type=int, help="parallel conversions (default: number of cores)")
-    exportUtils.add_common_args(parser)
+    cliUtils.add_common_args(parser)
     return parser
 
 
@@ -101,4 +102,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    exportUtils.run_cli(main)
+    cliUtils.run_cli(main)

@@ -13,6 +13,11 @@ sys.path.insert(0, str(ROOT))
 
 import deepEpiCnn  # noqa: E402
 
+# pytest-xdist runs two workers on two cores: one thread each (and in the scripts they start), or
+# OpenMP threads spin against each other and everything runs several times slower.
+os.environ["OMP_NUM_THREADS"] = "1"
+torch.set_num_threads(1)
+
 
 def make_checkpoint(path, num_classes=2, conv_dropout=0.0, config=None, bare=False, seed=0):
     """Save a randomly initialised DeepEpiCnn checkpoint in the earlier pipeline's layout."""

@@ -107,7 +107,7 @@ def test_torchrun_two_cpu_processes_match_single_process(tmp_path, uninterrupted
 
 @pytest.mark.parametrize("change, message", [
     ({"modelConfig": {"epochs": -1}}, "modelConfig.epochs must be >= 1"),
-    ({"dataProcessing": {"window": 250}}, "dataProcessing.window must be 125"),
+    ({"dataProcessing": {"window": 250}}, "dataProcessing.window must be 125 (samples per OSDB datapoint)"),
     ({"dataProcessing": {"testProp": 1.5}}, "dataProcessing.testProp must be between 0 and 1"),
     ({"modelConfig": {"batchSize": "big"}}, "modelConfig.batchSize must be an integer"),
     ({"modelConfig": {"lrPaek": 0.1}}, "unknown key modelConfig.lrPaek"),

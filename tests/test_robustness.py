@@ -1,6 +1,6 @@
 """Robustness: every bad input to a converter script fails cleanly.
 
-Each case runs the real script as a subprocess and checks the contract of `exportUtils.run_cli`:
+Each case runs the real script as a subprocess and checks the contract of `cliUtils.run_cli`:
 - exit code 1 for a bad input/output/conversion, 2 for a usage error (argparse's, or a malformed
   --input-shape value), 128+N when stopped by signal N (130 SIGINT, 143 SIGTERM);
 - stderr is exactly one line, 'error: ...', naming the offending file (or flag); no traceback;

@@ -1,0 +1,86 @@
+"""Command-line plumbing shared by the scripts: one-line errors, exit codes, signals, quiet libraries."""
+import argparse
+import logging
+import os
+import signal
+import sys
+import traceback
+import warnings
+
+from exportUtils import ExportError, UsageError, first_line, parse_input_shape
+
+
+class CliParser(argparse.ArgumentParser):
+    """ArgumentParser whose usage errors are one line, 'error: ... (see PROG --help)', exit 2."""
+
+    def error(self, message):
+        self.exit(2, f"error: {message} (see {self.prog} --help)\n")
+
+
+def add_common_args(parser):
+    parser.add_argument("--input-shape", type=parse_input_shape, default=None,
+                        help="model input shape, e.g. 1,1,750 (default: from the file, else 1,1,750)")
+    parser.add_argument("-q", "--quiet", action="store_true", help="print errors only")
+    parser.add_argument("--debug", action="store_true",
+                        help="show full tracebacks, library warnings and runtime logs")
+
+
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+_INTERRUPTS = []  # signals received while run_cli runs
+
+
+def _on_signal(signum, frame):
+    """SIGINT/SIGTERM: raise KeyboardInterrupt, so `finally` blocks clean up; a second one quits now."""
+    if _INTERRUPTS:
+        os._exit(128 + signum)
+    _INTERRUPTS.append(signum)
+    _raise_interrupt(signum, frame)
+
+
+def quiet_libraries():
+    """Hide third-party Python warnings and log records (torch, torchao, executorch) in CLI runs."""
+    warnings.simplefilter("ignore")
+    logging.disable(logging.ERROR)
+
+
+def _exit_for(err):
+    """(exit code, one-line message) for the exception that ended a CLI run."""
+    if _INTERRUPTS or isinstance(err, KeyboardInterrupt):
+        signum = _INTERRUPTS[0] if _INTERRUPTS else signal.SIGINT
+        return 128 + signum, f"interrupted by {signal.Signals(signum).name}; unfinished outputs discarded"
+    if isinstance(err, (ExportError, ValueError, OSError)):
+        return (2 if isinstance(err, UsageError) else 1), error_line(err)
+    return 1, f"unexpected {type(err).__name__}: {first_line(err)} (--debug shows the traceback)"
+
+
+def error_line(err):
+    """The line to show for `err`: whole for ExportError/OSError (they name paths), else first_line."""
+    lines = str(err).strip().splitlines() if isinstance(err, (ExportError, OSError)) else None
+    return lines[0].strip() if lines else first_line(err)
+
+
+def run_cli(main, argv=None):
+    """Run `main(argv)`; turn any failure into one stderr line 'error: ...' and an exit code.
+
+    Exit codes: 0 done; 1 an input, output or conversion failed; 2 usage error (argparse's, or a
+    malformed value such as --input-shape); 128+N stopped by signal N (130 Ctrl-C, 143 SIGTERM).
+    Without --debug, library warnings and log records are hidden; --debug shows tracebacks too.
+    """
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, _on_signal)
+    debug = "--debug" in (sys.argv[1:] if argv is None else argv)
+    if not debug:
+        quiet_libraries()
+    code, message = 0, None
+    try:
+        code = main(argv)
+    except (KeyboardInterrupt, Exception) as err:
+        if debug:
+            traceback.print_exc()
+        code, message = _exit_for(err)
+    if message:
+        print(f"error: {message}", file=sys.stderr)
+    sys.exit(code or 0)
