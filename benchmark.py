@@ -86,7 +86,7 @@ def batch_conversion(work, n):
 
 
 PREP_CHILD = """
-import json, resource, sys, time
+import json, re, sys, time
 sys.path.insert(0, sys.argv[2])
 import osdbData, windowing
 t0 = time.perf_counter()
@@ -95,7 +95,8 @@ t1 = time.perf_counter()
 w = windowing.make_windows(events)
 t2 = time.perf_counter()
 print(json.dumps({"datapoints": stats.datapoints_kept, "windows": len(w), "read_s": t1 - t0,
-                  "window_s": t2 - t1, "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+                  "window_s": t2 - t1,  # VmHWM: this process's own peak (ru_maxrss inherits the parent's)
+                  "peak_mb": int(re.search(r"VmHWM:\\s+(\\d+)", open("/proc/self/status").read()).group(1)) / 1024}))
 """
 
 

@@ -34,7 +34,7 @@ def run_folder(out, n=1):
 
 
 def test_end_to_end_writes_verified_formats_and_reports(tmp_path):
-    config = tiny_config(tmp_path)
+    config = tiny_config(tmp_path, quantize="int8")
     res = run_script("runSequence.py", "--config", config, "--outDir", tmp_path / "out", cwd=tmp_path)
     assert res.returncode == 0, res.stderr[-2000:]
     folder = run_folder(tmp_path / "out")
@@ -48,6 +48,8 @@ def test_end_to_end_writes_verified_formats_and_reports(tmp_path):
     for key in ("event_tpr", "false_alarms_per_day", "latency_median_s", "tpr", "fpr", "auc"):
         assert key in results["pte"]
     assert results["pte"]["max_prob_diff_vs_pt"] < 1e-5
+    assert (folder / f"{MODEL}_int8.pte").exists() and (folder / f"{MODEL}_int8.json").exists()
+    assert "event_tpr" in results["pte_int8"] and results["pte_int8"]["class_agreement_vs_pt"] >= 0.9
     entry = json.loads((folder / f"{MODEL}.json").read_text())
     assert entry["fname"] == f"{MODEL}.pte" and entry["input_size"] == 750
     summary = (folder / "kfold_summary.txt").read_text()
@@ -125,3 +127,18 @@ def test_bad_config_is_reported_before_any_work(tmp_path, change, message):
                                                repr(list(list(change.values())[0].values())[0])] \
         or res.stderr.strip().splitlines() == [f"error: {path}: {message}"]
     assert not (tmp_path / "out").exists() and not (tmp_path / "osdb").exists()
+
+
+def test_kfold_writes_each_fold_and_a_mean(tmp_path):
+    config = tiny_config(tmp_path, formats=("pt",))
+    res = run_script("runSequence.py", "--config", config, "--outDir", tmp_path / "out", "--kfold", "2",
+                     cwd=tmp_path)
+    assert res.returncode == 0, res.stderr[-2000:]
+    folder = run_folder(tmp_path / "out")
+    tests = [set(json.loads((folder / f"fold{k}" / "data_summary.json").read_text())["users"]["test"])
+             for k in range(2)]
+    assert tests[0] and tests[1] and not tests[0] & tests[1]  # each user tested in one fold only
+    summary = json.loads((folder / "kfold_summary.json").read_text())
+    assert len(summary["folds"]) == 2
+    aucs = [fold["pt"]["auc"] for fold in summary["folds"]]
+    assert summary["mean"]["pt"]["auc"] == pytest.approx(sum(aucs) / 2)
