@@ -6,6 +6,7 @@ input_size, min_cpu_features and the two threshold percentages (see EXECUTORCH_E
 import json
 from pathlib import Path
 
+import exportUtils
 from exportUtils import ExportError, atomic_output, sha256_of
 
 MIN_RUNTIME = "1.0.1"  # executorch-android version the app ships; .pte files are checked against it
@@ -73,3 +74,30 @@ def add_to_index(index_path, new_entries):
     names = {e["fname"] for e in new_entries}
     kept = [e for e in entries if not (isinstance(e, dict) and e.get("fname") in names)]
     write_json_atomic(index_path, kept + list(new_entries))
+
+
+def export_with_entry(module, shape, dst, opts, kind=""):
+    """A converter's whole job for one model: (int8 calibration), verified .pte, app entry beside it."""
+    calibration = None
+    if opts.quantize == "int8":
+        calibration = exportUtils.calibration_windows(opts.calibration, shape)
+    report = exportUtils.export_pte(module, shape, dst, opts.backend, opts.quantize, calibration)
+    report["entry"] = app_entry(dst, report)
+    write_entry_beside(dst, report["entry"])
+    report["summary"] = (f"{kind}verified, {exportUtils.parity_text(report['parity'])}, "
+                         f"{report['size_bytes'] / 1024:.0f} KiB, {opts.backend}"
+                         f"{', int8' if opts.quantize == 'int8' else ''}")
+    return report
+
+
+def convert_to_pte(convert_one, sources, args):
+    """Run a .pte converter over `sources` with its parsed args; add the entries to --index; exit code."""
+    import batchConvert
+    if args.quantize == "int8" and not args.calibration:
+        raise exportUtils.UsageError("--quantize int8 needs --calibration OSDB.json (real windows, "
+                                     "never random noise)")
+    outputs = batchConvert.output_paths(sources, args.output, ".pte")
+    code, reports = batchConvert.convert_all(convert_one, sources, outputs, args, args.jobs, args.quiet)
+    if args.index:
+        add_to_index(args.index, [r["entry"] for r in reports])
+    return code

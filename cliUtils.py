@@ -25,6 +25,23 @@ def add_common_args(parser):
                         help="show full tracebacks, library warnings and runtime logs")
 
 
+def add_pte_args(parser):
+    """The options every .pte converter shares."""
+    parser.add_argument("-o", "--output", help="output .pte (one input) or existing folder")
+    parser.add_argument("--backend", choices=["xnnpack", "portable"], default="xnnpack",
+                        help="xnnpack (default, fast) or portable kernels (no delegate, for debugging)")
+    parser.add_argument("--quantize", choices=["none", "int8"], default="none",
+                        help="int8: PT2E static quantisation for XNNPACK (needs --calibration)")
+    parser.add_argument("--calibration", help="OSDB JSON file whose windows calibrate int8")
+    parser.add_argument("--index", help="also add/replace the entry in this app index.json")
+    add_batch_args(parser)
+
+
+def add_batch_args(parser):
+    parser.add_argument("--jobs", type=int, help="parallel conversions (default: number of cores)")
+    add_common_args(parser)
+
+
 def _raise_interrupt(signum, frame):
     raise KeyboardInterrupt(f"signal {signum}")
 

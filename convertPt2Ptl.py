@@ -20,8 +20,7 @@ def get_args_parser():
     parser.add_argument("--num-classes", type=int, help="check the weights have this many classes")
     parser.add_argument("--allow-pickle", action="store_true",
                         help="allow full unpickling (only for files you trust)")
-    parser.add_argument("--jobs", type=int, help="parallel conversions (default: number of cores)")
-    cliUtils.add_common_args(parser)
+    cliUtils.add_batch_args(parser)
     return parser
 
 

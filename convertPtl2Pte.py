@@ -18,15 +18,8 @@ import legacyPtl
 def get_args_parser():
     parser = cliUtils.CliParser(description=__doc__.splitlines()[0])
     parser.add_argument("inputs", nargs="+", help=".ptl file(s) or folders of them")
-    parser.add_argument("-o", "--output", help="output .pte (one input) or existing folder")
-    parser.add_argument("--backend", choices=["xnnpack", "portable"], default="xnnpack")
-    parser.add_argument("--quantize", choices=["none", "int8"], default="none",
-                        help="int8: PT2E static quantisation for XNNPACK (needs --calibration)")
-    parser.add_argument("--calibration", help="OSDB JSON file whose windows calibrate int8")
     parser.add_argument("--inspect", action="store_true", help="print what a legacy .ptl holds and stop")
-    parser.add_argument("--index", help="also add/replace the entry in this app index.json")
-    parser.add_argument("--jobs", type=int, help="parallel conversions (default: number of cores)")
-    cliUtils.add_common_args(parser)
+    cliUtils.add_pte_args(parser)
     return parser
 
 
@@ -69,36 +62,20 @@ def load_ptl(path, input_shape=None):
 
 def convert_one(src, dst, opts):
     module, shape, kind = load_ptl(src, opts.input_shape)
-    calibration = None
-    if opts.quantize == "int8":
-        calibration = exportUtils.calibration_windows(opts.calibration, shape)
-    report = exportUtils.export_pte(module, shape, dst, opts.backend, opts.quantize, calibration)
-    report["entry"] = appIndex.app_entry(dst, report)
-    appIndex.write_entry_beside(dst, report["entry"])
-    report["summary"] = (f"{kind}, verified, {exportUtils.parity_text(report['parity'])}, "
-                         f"{report['size_bytes'] / 1024:.0f} KiB, {opts.backend}"
-                         f"{', int8' if opts.quantize == 'int8' else ''}")
-    return report
+    return appIndex.export_with_entry(module, shape, dst, opts, kind=f"{kind}, ")
 
 
 def main(argv=None):
     args = get_args_parser().parse_args(argv)
     sources = batchConvert.expand_sources(args.inputs, {".ptl", ".pt"} if args.inspect else {".ptl"})
-    if args.inspect:
-        for src in sources:
-            try:
-                print(legacyPtl.describe_legacy_ptl(exportUtils.check_file(src)))
-            except legacyPtl.LegacyPtlError as err:
-                raise _legacy_error(src, err) from None
-        return 0
-    if args.quantize == "int8" and not args.calibration:
-        raise exportUtils.UsageError("--quantize int8 needs --calibration OSDB.json (real windows, "
-                                     "never random noise)")
-    outputs = batchConvert.output_paths(sources, args.output, ".pte")
-    code, reports = batchConvert.convert_all(convert_one, sources, outputs, args, args.jobs, args.quiet)
-    if args.index:
-        appIndex.add_to_index(args.index, [r["entry"] for r in reports])
-    return code
+    if not args.inspect:
+        return appIndex.convert_to_pte(convert_one, sources, args)
+    for src in sources:
+        try:
+            print(legacyPtl.describe_legacy_ptl(exportUtils.check_file(src)))
+        except legacyPtl.LegacyPtlError as err:
+            raise _legacy_error(src, err) from None
+    return 0
 
 
 if __name__ == "__main__":
