@@ -132,3 +132,13 @@ def test_cli_success_and_failure_exit_codes(tmp_path):
     bad = run_script("convertPt2Pte.py", tmp_path / "missing.pt")
     assert bad.returncode == 1
     assert bad.stderr.strip().splitlines() == [f"error: {tmp_path / 'missing.pt'}: no such file"]
+
+
+@pytest.mark.parametrize("name", ["legacy_deepepicnn", "legacy_smallnet"])
+def test_legacy_mobile_ptl_to_pte_reproduces_old_pytorch(tmp_path, name):
+    """The issue's 'done when': convertPtl2Pte.py on a PyTorch 2.5 mobile-optimised file."""
+    out = tmp_path / f"{name}.pte"
+    assert convertPtl2Pte.main([str(FIXTURES / f"{name}.ptl"), "-o", str(out), "-q"]) == 0
+    io = np.load(FIXTURES / f"{name}_io.npz")
+    assert np.abs(pte_outputs(out, io["inputs"]) - io["outputs"]).max() < 1e-4
+    assert json.loads((tmp_path / f"{name}.json").read_text())["input_size"] == 750
