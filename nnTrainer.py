@@ -272,12 +272,19 @@ def get_args_parser():
 
 
 def main(args):
-    """Trainer alone: prepare data from the config as runSequence does, then train (torchrun-able)."""
+    """Trainer alone (torchrun-able): prepare data as runSequence does, train, export on rank 0."""
     import runSequence
     config, _ = configUtils.load_config(args.config)
-    Path(args.outDir).mkdir(parents=True, exist_ok=True)
+    init_distributed()
+    if is_main_process():
+        Path(args.outDir).mkdir(parents=True, exist_ok=True)
+        runSequence.osdb_paths(config)  # writes the simulated database once, before other ranks read it
+    share_from_main(None)
     data = runSequence.prepare_data(config, Path(args.outDir))
-    train_model(config, data["train"], data["val"], args.outDir)
+    _, history, best_path = train_model(config, data["train"], data["val"], args.outDir)
+    if is_main_process():
+        for report in export_formats(config, best_path).values():
+            print(f"{report['path']}: verified, {exportUtils.parity_text(report['parity'])}")
 
 
 if __name__ == "__main__":
