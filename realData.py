@@ -5,23 +5,22 @@
   down 32, linear-trend padding): its anti-aliasing filter removes the 12.5-16 Hz content a 25 Hz watch
   cannot see, where linear interpolation would fold it into the 9-12.5 Hz band.
   Recordings shorter than 30 s give no window; nothing is padded.
-- One OSDB event JSON file replayed as the app does: a 750-sample buffer fed 125 samples/1000 (mg -> g)
-  per datapoint in time order, one window per datapoint once the buffer is full, the app's movement gate
-  (windowing.movement_gate), then p > threshold alarms. An exact repeat of the previous datapoint's
-  rawData is skipped. Detection and latency use evaluation.event_metrics, so they mean the same there.
+- One OSDB event JSON file, read by osdbData and windowed by windowing exactly as the test events are
+  (the app's buffer: 125 samples/1000 per datapoint, one window per datapoint once 750 are buffered;
+  repeats dropped), then the app's movement gate and p > threshold. Detection and latency use
+  evaluation.event_metrics, so they mean the same there.
 """
-import json
 import logging
 import os
 import warnings
-from datetime import datetime
 
 import numpy as np
 from matplotlib.figure import Figure
 from scipy.signal import resample_poly
 
 from evaluation import alarm_episode_starts, event_metrics, save_figure_atomic
-from windowing import movement_gate
+from osdbData import read_osdb_file
+from windowing import make_windows, movement_gate
 
 log = logging.getLogger(__name__)
 
@@ -158,53 +157,17 @@ def evaluate_adl(predict_fn, root, threshold=0.5, gate_pct=5.0, batch_size=1024)
             "by_activity": by_activity, "threshold": float(threshold), "gate_pct": float(gate_pct)}
 
 
-def _parse_time(text):
-    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
-
-
-def read_event_json(path, event_id=None):
-    """One OSDB event dict from a file holding an event object or an array of events
-    (give event_id when the array holds several)."""
-    with open(path) as f:
-        data = json.load(f)
-    if isinstance(data, dict):
-        return data
+def read_event(path, event_id=None):
+    """(Event, ReadStats) of one event from an OSDB file, read with osdbData like every OSDB file
+    (give event_id when the file holds several events)."""
+    events, stats = read_osdb_file(path)
     if event_id is not None:
-        matches = [e for e in data if e.get("id") == event_id]
-        if not matches:
-            raise ValueError(f"{path} has no event {event_id}")
-        return matches[0]
-    if len(data) != 1:
-        raise ValueError(f"{path} holds {len(data)} events: give event_id")
-    return data[0]
-
-
-def app_windows(event):
-    """Replay an event's datapoints through the app's buffer.
-
-    Returns (windows float32 (N,1,750), end times in s relative to the event dataTime, n_repeats_skipped,
-    n_bad_skipped). Datapoints are sorted by dataTime; an exact repeat of the previous rawData and a
-    datapoint without 125 rawData samples are skipped."""
-    anchor = _parse_time(event["dataTime"])
-    datapoints = sorted(event["datapoints"], key=lambda dp: _parse_time(dp["dataTime"]))
-    samples, times, previous, n_repeats, n_bad = [], [], None, 0, 0
-    for dp in datapoints:
-        raw = dp.get("rawData") or []
-        if len(raw) != SAMPLES_PER_DATAPOINT:
-            n_bad += 1
-            continue
-        if raw == previous:
-            n_repeats += 1
-            continue
-        previous = raw
-        samples.append(np.asarray(raw, dtype=np.float64) / 1000.0)
-        times.append(_parse_time(dp["dataTime"]) - anchor)
-    per_window = WINDOW_SAMPLES // SAMPLES_PER_DATAPOINT
-    if len(samples) < per_window:
-        return np.zeros((0, 1, WINDOW_SAMPLES), dtype=np.float32), np.zeros(0), n_repeats, n_bad
-    signal = np.concatenate(samples)
-    windows = np.lib.stride_tricks.sliding_window_view(signal, WINDOW_SAMPLES)[::SAMPLES_PER_DATAPOINT]
-    return windows.astype(np.float32)[:, None, :], np.array(times[per_window - 1:]), n_repeats, n_bad
+        events = [e for e in events if e.id == event_id]
+        if not events:
+            raise ValueError(f"{path}: no usable event {event_id}")
+    if len(events) != 1:
+        raise ValueError(f"{path}: holds {len(events)} usable events: give event_id")
+    return events[0], stats
 
 
 def evaluate_real_event(predict_fn, path, threshold=0.5, gate_pct=5.0, plot_path=None, event_id=None):
@@ -215,26 +178,21 @@ def evaluate_real_event(predict_fn, path, threshold=0.5, gate_pct=5.0, plot_path
     all 0 for other events), alarm, alarmed (any window), alarmed_during_seizure, latency_s (None if
     undetected or no seizureTimes), max_p, n_windows, n_gated, n_repeats_skipped, n_bad_datapoints_skipped, threshold, gate_pct.
     Writes the timeline PNG to plot_path when given."""
-    event = read_event_json(path, event_id)
-    windows, times, n_repeats, n_bad = app_windows(event)
+    event, stats = read_event(path, event_id)
+    windowset = make_windows([event], WINDOW_SAMPLES, SAMPLES_PER_DATAPOINT, "seizureTimes", MIN_SEIZURE_OVERLAP_S)
+    windows, times, labels = windowset.batch(np.arange(len(windowset))), windowset.end_time, windowset.labels
     p, moving = gated_predictions(predict_fn, windows, gate_pct)
-    seizure_times = event.get("seizureTimes") or None
-    is_seizure = str(event.get("type", "")).lower() == "seizure"
-    window_s = WINDOW_SAMPLES / TARGET_RATE_HZ
-    if is_seizure and seizure_times:
-        start, end = seizure_times
-        overlap = np.minimum(times, end) - np.maximum(times - window_s, start)
-        labels = (overlap >= min(MIN_SEIZURE_OVERLAP_S, end - start)).astype(int)
-    else:
-        labels = np.full(len(times), int(is_seizure))
-    events = [{"id": event.get("id"), "label": int(is_seizure),
-               "seizure_times": seizure_times if is_seizure else None}]
-    metrics = event_metrics(p, labels, np.zeros(len(p), dtype=int), times, events, threshold, DATAPOINT_S)
+    seizure_times = list(event.seizure_times) if event.seizure_times else None
+    is_seizure = event.label == 1
+    n_repeats = stats.skipped["dp_duplicate_raw"] + stats.skipped["dp_duplicate_time"]
+    n_bad = sum(n for reason, n in stats.skipped.items() if reason.startswith("dp_")) - n_repeats
+    metrics = event_metrics(p, labels, np.zeros(len(p), dtype=int), times, [event.summary()], threshold,
+                            DATAPOINT_S)
     latency = metrics["event_rows"][0]["LatencyS"]
     if plot_path:
-        title = f"Event {event.get('id')} {event.get('type')}/{event.get('subType')}"
+        title = f"Event {event.id} {event.type}/{event.sub_type}"
         plot_event_timeline(times, p, seizure_times, plot_path, title, threshold)
-    return {"event_id": event.get("id"), "type": event.get("type"), "sub_type": event.get("subType"),
+    return {"event_id": event.id, "type": event.type, "sub_type": event.sub_type,
             "seizure_times": seizure_times, "times": times.tolist(), "p": p.tolist(),
             "labels": labels.tolist(), "alarm": (p > threshold).tolist(),
             "alarmed": bool(np.any(p > threshold)),

@@ -4,9 +4,10 @@ import os
 import numpy as np
 import pytest
 
-from realData import (adl_codes_to_g, adl_windows, app_windows, evaluate_adl, evaluate_real_event,
+from realData import (adl_codes_to_g, adl_windows, evaluate_adl, evaluate_real_event,
                       gated_predictions, load_adl_recordings, plot_event_timeline, read_adl_file,
-                      read_event_json, resample_32_to_25)
+                      read_event, resample_32_to_25)
+from windowing import make_windows
 
 FIXTURE = os.path.join(os.path.dirname(__file__), "fixtures", "event_45781_tonic_clonic.json")
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -108,16 +109,18 @@ def test_evaluate_adl(tmp_path):
     json.dumps(r)
 
 
-def test_app_windows_on_fixture():
-    event = read_event_json(FIXTURE)
-    windows, times, n_repeats, n_bad = app_windows(event)
+def test_fixture_windows_follow_the_app_buffer():
+    event, stats = read_event(FIXTURE)
+    windows = make_windows([event])
     # 30 datapoints, one exact repeat -> 29; the buffer is full from the 6th
-    assert (n_repeats, n_bad) == (1, 0)
-    assert windows.shape == (24, 1, 750) and len(times) == 24
-    assert times[0] == -47.0 and times[-1] == 70.0
-    raw = sorted(event["datapoints"], key=lambda dp: dp["dataTime"])
-    np.testing.assert_allclose(windows[0, 0, :125], np.array(raw[0]["rawData"]) / 1000, rtol=1e-6)
-    np.testing.assert_allclose(windows[-1, 0, -125:], np.array(raw[-1]["rawData"]) / 1000, rtol=1e-6)
+    assert stats.skipped["dp_duplicate_raw"] + stats.skipped["dp_duplicate_time"] == 1
+    assert len(windows) == 24
+    assert windows.end_time[0] == -47.0 and windows.end_time[-1] == 70.0
+    with open(FIXTURE) as f:
+        raw = sorted(json.load(f)["datapoints"], key=lambda dp: dp["dataTime"])
+    batch = windows.batch(np.arange(len(windows)))
+    np.testing.assert_allclose(batch[0, 0, :125], np.array(raw[0]["rawData"]) / 1000, rtol=1e-6)
+    np.testing.assert_allclose(batch[-1, 0, -125:], np.array(raw[-1]["rawData"]) / 1000, rtol=1e-6)
 
 
 def test_evaluate_real_event_with_stub(tmp_path):
@@ -140,14 +143,14 @@ def test_evaluate_real_event_with_stub(tmp_path):
     json.dumps(r)
 
 
-def test_read_event_json_array(tmp_path):
+def test_read_event_picks_by_id(tmp_path):
     with open(FIXTURE) as f:
         event = json.load(f)
     path = tmp_path / "two.json"
     path.write_text(json.dumps([event, {**event, "id": 7}]))
-    with pytest.raises(ValueError):
-        read_event_json(str(path))
-    assert read_event_json(str(path), event_id=7)["id"] == 7
+    with pytest.raises(ValueError, match="give event_id"):
+        read_event(str(path))
+    assert read_event(str(path), event_id=7)[0].id == 7
 
 
 def test_plot_event_timeline_without_seizure(tmp_path):
