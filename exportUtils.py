@@ -385,11 +385,6 @@ def atomic_output(path):
             os.remove(tmp)
 
 
-def write_bytes_atomic(path, data):
-    with atomic_output(path) as tmp:
-        tmp.write_bytes(data)
-
-
 def sha256_of(path):
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 

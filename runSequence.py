@@ -13,6 +13,7 @@ import logging
 import shutil
 import sys
 import time
+from collections import Counter
 from datetime import datetime
 from pathlib import Path
 
@@ -21,6 +22,7 @@ import torch
 
 import appIndex
 import configUtils
+import evaluation
 import exportUtils
 import modelCard
 import nnTester
@@ -111,18 +113,16 @@ def osdb_paths(config):
 
 
 def windows_for(config, events):
-    dp = lambda key: configUtils.get(config, f"dataProcessing.{key}")  # noqa: E731
-    samples = configUtils.get(config, "modelConfig.sampleFreq") * configUtils.get(config, "modelConfig.bufferSeconds")
-    return windowing.make_windows(events, samples, dp("step"), dp("labelMode"), dp("minOverlapS"))
+    dp, model = configUtils.section(config, "dataProcessing"), configUtils.section(config, "modelConfig")
+    return windowing.make_windows(events, model["sampleFreq"] * model["bufferSeconds"], dp["step"],
+                                  dp["labelMode"], dp["minOverlapS"])
 
 
 def split_for_fold(config, events, kfold, fold):
-    seed = configUtils.get(config, "randomSeed")
-    dp = lambda key: configUtils.get(config, f"dataProcessing.{key}")  # noqa: E731
+    seed, dp = configUtils.get(config, "randomSeed"), configUtils.section(config, "dataProcessing")
     if kfold <= 1:
-        return osdbSplit.split_events(events, dp("testProp"), dp("validationProp"), seed, dp("splitByUser"))
-    folds = list(osdbSplit.kfold_splits(events, kfold, seed, dp("splitByUser"), dp("validationProp")))
-    return folds[fold]
+        return osdbSplit.split_events(events, dp["testProp"], dp["validationProp"], seed, dp["splitByUser"])
+    return list(osdbSplit.kfold_splits(events, kfold, seed, dp["splitByUser"], dp["validationProp"]))[fold]
 
 
 def prepare_data(config, run_dir, kfold=1, fold=0):
@@ -159,11 +159,7 @@ def prepare_data(config, run_dir, kfold=1, fold=0):
 
 
 def count_events(events):
-    counts = {}
-    for e in events:
-        key = f"{e.type}/{e.sub_type}"
-        counts[key] = counts.get(key, 0) + 1
-    return dict(sorted(counts.items()))
+    return dict(sorted(Counter(f"{e.type}/{e.sub_type}" for e in events).items()))
 
 
 # ---------------------------------------------------------------- one fold
@@ -172,11 +168,10 @@ def run_fold(config, args, folder, kfold, fold):
     name = configUtils.get(config, "modelConfig.modelFname")
     best_path = folder / f"{name}.pt"
     if args.train:
-        model, history, best_path = nnTrainer.train_model(config, data["train"], data["val"], folder)
+        _, history, best_path = nnTrainer.train_model(config, data["train"], data["val"], folder)
         if not nnTrainer.is_main_process():
             return None
         nnTester.write_json(folder / "training_history.json", history)
-        import evaluation
         evaluation.plot_training_history(history, folder / f"{name}_training.png")
         alarm = nnTester.select_alarm_settings(config, folder, best_path, data)
         LOG.info(f"app alarm settings: p > {alarm['threshold_pct'] / 100:.2f}, movement gate "
@@ -202,6 +197,8 @@ def main(argv=None):
     args = get_args_parser().parse_args(argv)
     if not (args.train or args.test):
         args.train = args.test = True
+    if args.test and not args.train and not args.rerun:
+        raise configUtils.ConfigError("--test alone needs --rerun N: the run whose models to test")
     config, warnings = configUtils.load_config(args.config)
     torch.manual_seed(configUtils.get(config, "randomSeed"))
     torch.set_flush_denormal(True)  # eager CPU work on accelerometer windows is ~4x faster without denormals

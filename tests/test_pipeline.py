@@ -142,3 +142,11 @@ def test_kfold_writes_each_fold_and_a_mean(tmp_path):
     assert len(summary["folds"]) == 2
     aucs = [fold["pt"]["auc"] for fold in summary["folds"]]
     assert summary["mean"]["pt"]["auc"] == pytest.approx(sum(aucs) / 2)
+
+
+def test_test_alone_needs_a_run_to_test(tmp_path):
+    res = run_script("runSequence.py", "--config", tiny_config(tmp_path), "--outDir", tmp_path / "out", "--test",
+                     cwd=tmp_path)
+    assert res.returncode == 1
+    assert res.stderr.strip().splitlines() == ["error: --test alone needs --rerun N: the run whose models to test"]
+    assert not (tmp_path / "out").exists()
