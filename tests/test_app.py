@@ -76,3 +76,17 @@ def test_entry_fields_and_index_merge(exported, tmp_path):
     index.write_text("{not json")
     with pytest.raises(exportUtils.ExportError, match="not a readable JSON index"):
         appIndex.add_to_index(index, [entry])
+
+
+def test_runtime_check_script_saves_and_compares(exported, tmp_path):
+    tmp, _, _ = exported
+    ref = tmp_path / "ref.npz"
+    saved = run_script("checkPteRuntime.py", tmp / "model.pte", "--save", ref)
+    assert saved.returncode == 0, saved.stderr
+    same = run_script("checkPteRuntime.py", tmp / "model.pte", "--compare", ref)
+    assert same.returncode == 0 and "same outputs" in same.stdout
+    data = dict(np.load(ref))
+    data["outputs"] = data["outputs"] + 1e-3
+    np.savez(tmp_path / "off.npz", **data)
+    off = run_script("checkPteRuntime.py", tmp / "model.pte", "--compare", tmp_path / "off.npz")
+    assert off.returncode == 1 and "DIFFERENT" in off.stdout
