@@ -142,3 +142,21 @@ def test_legacy_mobile_ptl_to_pte_reproduces_old_pytorch(tmp_path, name):
     io = np.load(FIXTURES / f"{name}_io.npz")
     assert np.abs(pte_outputs(out, io["inputs"]) - io["outputs"]).max() < 1e-4
     assert json.loads((tmp_path / f"{name}.json").read_text())["input_size"] == 750
+
+
+def test_int8_conversion_is_calibrated_and_checked(tmp_path, legacy_io):
+    import osdbSim
+    calibration = tmp_path / "cal.json"
+    osdbSim.simulate_database(calibration, n_users=4, seizures_per_user=1, nda_per_user=2,
+                              false_alarms_per_user=1, seed=3)
+    out = tmp_path / "m8.pte"
+    assert convertPt2Pte.main([str(FIXTURES / "legacy_deepepicnn.pt"), "-o", str(out), "--quantize", "int8",
+                               "--calibration", str(calibration), "-q", "--jobs", "1"]) == 0
+    entry = json.loads((tmp_path / "m8.json").read_text())
+    assert entry["quantize"] == "int8" and entry["backend"] == "xnnpack"
+    assert out.stat().st_size < 0.4 * (FIXTURES / "legacy_deepepicnn.pt").stat().st_size
+    got = exportUtils.softmax(pte_outputs(out, legacy_io["inputs"]))
+    want = exportUtils.softmax(legacy_io["outputs"])
+    assert np.mean(got.argmax(1) == want.argmax(1)) >= 0.95 and np.abs(got - want).max() < 0.15
+    with pytest.raises(exportUtils.UsageError, match="needs --calibration"):
+        convertPt2Pte.main([str(FIXTURES / "legacy_deepepicnn.pt"), "-o", str(out), "--quantize", "int8"])
