@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import exportUtils
-from exportUtils import ExportError, atomic_output, sha256_of
+from exportUtils import ExportError, sha256_of
 
 MIN_RUNTIME = "1.0.1"  # executorch-android version the app ships; .pte files are checked against it
 
@@ -48,15 +48,10 @@ def app_entry(pte_path, report, name=None, description=None, version="1.0.0", ga
     }
 
 
-def write_json_atomic(path, obj):
-    with atomic_output(path) as tmp:
-        tmp.write_text(json.dumps(obj, indent=2) + "\n")
-
-
 def write_entry_beside(pte_path, entry):
     """Write `<stem>.json` beside the .pte; return its path."""
     path = Path(pte_path).with_suffix(".json")
-    write_json_atomic(path, entry)
+    exportUtils.write_json_atomic(path, entry)
     return path
 
 
@@ -73,7 +68,7 @@ def add_to_index(index_path, new_entries):
             raise ExportError(f"{index_path}: index must be a JSON array of model entries")
     names = {e["fname"] for e in new_entries}
     kept = [e for e in entries if not (isinstance(e, dict) and e.get("fname") in names)]
-    write_json_atomic(index_path, kept + list(new_entries))
+    exportUtils.write_json_atomic(index_path, kept + list(new_entries))
 
 
 def export_with_entry(module, shape, dst, opts, kind=""):

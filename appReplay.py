@@ -112,7 +112,7 @@ def main(argv=None):
           f"{len(seizures)} seizure events detected; {sum(r['first_alarm_s'] is not None for r in others)} of "
           f"{len(others)} other events alarmed")
     if args.json:
-        nnTester.write_json(args.json, {"settings": settings, "events": replays})
+        exportUtils.write_json_atomic(args.json, {"settings": settings, "events": replays})
     return 0
 
 

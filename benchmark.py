@@ -24,7 +24,6 @@ import torch
 
 import deepEpiCnn
 import exportUtils
-import nnTester
 import osdbSim
 
 ROOT = Path(__file__).resolve().parent
@@ -178,7 +177,7 @@ def main():
         f"training: {results['training_windows_per_s']:.0f} windows/s (batch 256, {torch.get_num_threads()} threads)"]
     print("\n".join(lines))
     results["text"] = lines
-    nnTester.write_json(out / "benchmark.json", results)
+    exportUtils.write_json_atomic(out / "benchmark.json", results)
     plot(results, out / "benchmark.png")
     print(f"wrote {out / 'benchmark.json'} and {out / 'benchmark.png'}")
 

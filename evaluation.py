@@ -22,13 +22,13 @@ Choices:
 - Undefined rates (no positives, no negatives, no time) are None, so every result is valid JSON.
 """
 import csv
-import json
 import os
-import tempfile
 from collections import Counter
 
 import numpy as np
 from matplotlib.figure import Figure
+
+from exportUtils import atomic_output, write_json_atomic
 
 DEFAULT_SWEEP_THRESHOLDS = np.round(np.arange(0.05, 0.951, 0.05), 2)
 SECONDS_PER_DAY = 86400.0
@@ -220,25 +220,11 @@ def evaluate_predictions(p, labels, event_index, end_time, events, threshold=0.5
 
 
 def _atomic_write(path, write):
-    """Call write(tmp_path) on a temporary file next to `path`, then move it into place."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp_", suffix=os.path.basename(path))
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
-def write_json_atomic(path, obj):
-    def write(tmp):
-        with open(tmp, "w") as f:
-            json.dump(obj, f, indent=2, default=lambda o: o.item() if hasattr(o, "item") else str(o))
-    _atomic_write(path, write)
+    """Call write(tmp_path) on a temporary file next to `path` (folder made if needed), then move it
+    into place; exportUtils.atomic_output removes the temp file on any failure."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with atomic_output(path) as tmp:
+        write(str(tmp))
 
 
 def save_figure_atomic(fig, path):
@@ -344,6 +330,7 @@ def write_results(out_dir, prefix, results, event_rows, sweep, history=None):
     names = ["testResults.json", "event_results.csv", "event_threshold_data.json",
              "threshold_sweep.png", "confusion_matrix.png", "latency_histogram.png"]
     paths = [os.path.join(out_dir, prefix + name) for name in names]
+    os.makedirs(out_dir, exist_ok=True)
     write_json_atomic(paths[0], results)
     write_event_csv(paths[1], event_rows)
     write_json_atomic(paths[2], sweep)

@@ -385,6 +385,20 @@ def atomic_output(path):
             os.remove(tmp)
 
 
+def write_json_atomic(path, obj):
+    """JSON written atomically; numpy values become plain numbers and lists, other objects their str."""
+    with atomic_output(path) as tmp:
+        tmp.write_text(json.dumps(obj, indent=2, default=_json_plain) + "\n")
+
+
+def _json_plain(value):
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    return str(value)
+
+
 def sha256_of(path):
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 

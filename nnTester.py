@@ -20,22 +20,6 @@ import windowing
 PARITY_SAMPLE = 256
 
 
-def write_json(path, obj):
-    """Atomic JSON write (numpy scalars and arrays become plain numbers and lists)."""
-    with exportUtils.atomic_output(path) as tmp:
-        tmp.write_text(json.dumps(obj, indent=2, default=_plain) + "\n")
-
-
-def _plain(value):
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, Path):
-        return str(value)
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
-
-
 def calibration_sample(windows, seed, n=512):
     """Training windows for int8 calibration: all classes, fixed by the seed, (n, 1, L) float32."""
     idx = np.random.default_rng(seed).choice(len(windows), size=min(n, len(windows)), replace=False)
@@ -101,7 +85,7 @@ def select_alarm_settings(config, folder, best_path, data):
     choice = {"threshold_pct": float(round(thresholds[best] * 100)), "gate_pct": gate_pct,
               "chosen_on": "validation split", "target_false_alarms_per_day": target, "val_event_tpr": top,
               "val_false_alarms_per_day": sweep["false_alarms_per_day"][best], "sweep": sweep}
-    write_json(path, choice)
+    exportUtils.write_json_atomic(path, choice)
     return choice
 
 
@@ -132,8 +116,8 @@ def test_run(config, folder, best_path, data, alarm):
             results[variant]["class_agreement_vs_pt"] = float(np.mean(
                 (probabilities[variant] > threshold) == (probabilities["pt"] > threshold)))
     results["parity"] = ptl_pte_parity(best_path, test)
-    write_json(folder / "testResults.json", results["pt"])
-    write_json(folder / f"{name}_results_by_variant.json", results)
+    exportUtils.write_json_atomic(folder / "testResults.json", results["pt"])
+    exportUtils.write_json_atomic(folder / f"{name}_results_by_variant.json", results)
     print(evaluation.compare_variants({k: v for k, v in results.items() if k != "parity"}))
     return results
 
@@ -211,7 +195,7 @@ def write_summary(folder, fold_results, config, real_dir=None, alarm=None):
                                                 for k, v in fold["parity"].items()))
     lines += format_real(summary.get("real_data", {}))
     summary["text"] = lines
-    write_json(folder / "kfold_summary.json", summary)
+    exportUtils.write_json_atomic(folder / "kfold_summary.json", summary)
     with exportUtils.atomic_output(folder / "kfold_summary.txt") as tmp:
         tmp.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

@@ -150,7 +150,7 @@ def prepare_data(config, run_dir, kfold=1, fold=0):
                          (("train", train), ("val", val), ("test", test))},
                "seconds": round(time.perf_counter() - start, 1)}
     if nnTrainer.is_main_process():
-        nnTester.write_json(Path(run_dir) / "data_summary.json", summary)
+        exportUtils.write_json_atomic(Path(run_dir) / "data_summary.json", summary)
     LOG.info(f"data: {len(train)}/{len(val)}/{len(test)} train/val/test events, windows "
              + ", ".join(f"{k} {v['n']} ({v['seizure']} seizure)" for k, v in summary["windows"].items())
              + f" [{summary['seconds']} s]")
@@ -171,7 +171,7 @@ def run_fold(config, args, folder, kfold, fold):
         _, history, best_path = nnTrainer.train_model(config, data["train"], data["val"], folder)
         if not nnTrainer.is_main_process():
             return None
-        nnTester.write_json(folder / "training_history.json", history)
+        exportUtils.write_json_atomic(folder / "training_history.json", history)
         evaluation.plot_training_history(history, folder / f"{name}_training.png")
         alarm = nnTester.select_alarm_settings(config, folder, best_path, data)
         LOG.info(f"app alarm settings: p > {alarm['threshold_pct'] / 100:.2f}, movement gate "
@@ -185,7 +185,7 @@ def run_fold(config, args, folder, kfold, fold):
                 entry = appIndex.app_entry(report["path"], report, threshold_pct=alarm["threshold_pct"],
                                            gate_pct=alarm["gate_pct"])
                 LOG.info(f"app index entry {appIndex.write_entry_beside(report['path'], entry)}")
-        nnTester.write_json(folder / "export_report.json", exports)
+        exportUtils.write_json_atomic(folder / "export_report.json", exports)
     if not args.test:
         return None
     alarm = nnTester.select_alarm_settings(config, folder, best_path, data)
