@@ -1,7 +1,8 @@
 """The OSD app's model index entry written beside every exported .pte, and merging into an index.
 
 The app downloads a JSON array of such entries; it reads name, fname, framework, input_format(_val),
-input_size, min_cpu_features and the two threshold percentages (see EXECUTORCH_EXPORT.md).
+input_size, min_cpu_features and the two threshold percentages (see EXECUTORCH_EXPORT.md). The entry
+also records where the file was checked: the app's runtime on emulated phone CPUs (phoneCheck.py).
 """
 import json
 from pathlib import Path
@@ -10,6 +11,11 @@ import exportUtils
 from exportUtils import ExportError, sha256_of
 
 MIN_RUNTIME = "1.0.1"  # executorch-android version the app ships; .pte files are checked against it
+# The app skips a model whose min_cpu_features the phone lacks (Linux /proc/cpuinfo names). Since app
+# issue #213 (an ARMv8.0 phone killed by an illegal instruction) its maintainer requires dotprod.
+# Never list "fp16": Linux calls it fphp/asimdhp, so the app would reject the model on every phone.
+SAFE_CPU_FEATURES = ["asimd", "asimddp"]
+ARMV80_CPU = "cortex-a53"  # the emulated ARMv8.0 core that must pass before asimddp may be dropped
 
 
 def exporter_versions():
@@ -18,8 +24,33 @@ def exporter_versions():
     return {"torch": torch.__version__.split("+")[0], "executorch": executorch.version.__version__}
 
 
-def app_entry(pte_path, report, name=None, description=None, version="1.0.0", gate_pct=5, threshold_pct=50):
-    """The index entry for `pte_path` from an export report (input shape, backend, parity)."""
+def phone_check_record(result):
+    """What the entry says about the phone check (a phoneCheck.check_pte result, or None)."""
+    if not result or not result.get("available"):
+        reason = (result or {}).get("reason", "not run")
+        return {"status": "not checked", "reason": reason}
+    return {"status": "checked", "runtime": result["runtime"], "emulator": result["emulator"],
+            "cpus": {cpu: r["outcome"] for cpu, r in result["cpus"].items()},
+            "max_abs_diff": result["max_abs_diff"], "n_windows": result["n_windows"],
+            "reference": result["reference"]}
+
+
+def min_cpu_features(phone_check=None, allow_no_dotprod=False, path=""):
+    """["asimd", "asimddp"]; ["asimd"] only when asked and the emulated ARMv8.0 core ran the file."""
+    if not allow_no_dotprod:
+        return list(SAFE_CPU_FEATURES)
+    outcome = ((phone_check or {}).get("cpus") or {}).get(ARMV80_CPU, {}).get("outcome")
+    if outcome != "ok":
+        why = (phone_check or {}).get("reason") or f"the emulated {ARMV80_CPU} check gave {outcome!r}"
+        raise ExportError(f"{path}: --allow-no-dotprod refused: it needs the file to pass on an emulated "
+                          f"ARMv8.0 {ARMV80_CPU} first ({why})")
+    return [f for f in SAFE_CPU_FEATURES if f != "asimddp"]
+
+
+def app_entry(pte_path, report, name=None, description=None, version="1.0.0", gate_pct=5, threshold_pct=50,
+              phone_check=None, allow_no_dotprod=False):
+    """The index entry for `pte_path` from an export report (input shape, backend, parity) and its
+    phone check (a phoneCheck.check_pte result; None records "not checked")."""
     pte_path = Path(pte_path)
     size = pte_path.stat().st_size
     kind = "int8" if report.get("quantize") == "int8" else "fp32"
@@ -32,7 +63,7 @@ def app_entry(pte_path, report, name=None, description=None, version="1.0.0", ga
         "input_size": int(max(report["input_shape"][1:])),
         "alarm_threshold": threshold_pct / 100,
         "recommended": False,
-        "min_cpu_features": ["asimd"],
+        "min_cpu_features": min_cpu_features(phone_check, allow_no_dotprod, pte_path),
         "accel_std_threshold_pct": gate_pct,
         "seizure_probability_threshold_pct": threshold_pct,
         "description": description or f"DeepEpiCnn {kind}, {report['backend']} backend, "
@@ -45,6 +76,7 @@ def app_entry(pte_path, report, name=None, description=None, version="1.0.0", ga
         "quantize": report.get("quantize", "none"),
         "min_runtime": f"executorch-android {MIN_RUNTIME}",
         "exporter": exporter_versions(),
+        "phone_check": phone_check_record(phone_check),
     }
 
 
@@ -69,30 +101,3 @@ def add_to_index(index_path, new_entries):
     names = {e["fname"] for e in new_entries}
     kept = [e for e in entries if not (isinstance(e, dict) and e.get("fname") in names)]
     exportUtils.write_json_atomic(index_path, kept + list(new_entries))
-
-
-def export_with_entry(module, shape, dst, opts, kind=""):
-    """A converter's whole job for one model: (int8 calibration), verified .pte, app entry beside it."""
-    calibration = None
-    if opts.quantize == "int8":
-        calibration = exportUtils.calibration_windows(opts.calibration, shape)
-    report = exportUtils.export_pte(module, shape, dst, opts.backend, opts.quantize, calibration)
-    report["entry"] = app_entry(dst, report)
-    write_entry_beside(dst, report["entry"])
-    report["summary"] = (f"{kind}verified, {exportUtils.parity_text(report['parity'])}, "
-                         f"{report['size_bytes'] / 1024:.0f} KiB, {opts.backend}"
-                         f"{', int8' if opts.quantize == 'int8' else ''}")
-    return report
-
-
-def convert_to_pte(convert_one, sources, args):
-    """Run a .pte converter over `sources` with its parsed args; add the entries to --index; exit code."""
-    import batchConvert
-    if args.quantize == "int8" and not args.calibration:
-        raise exportUtils.UsageError("--quantize int8 needs --calibration OSDB.json (real windows, "
-                                     "never random noise)")
-    outputs = batchConvert.output_paths(sources, args.output, ".pte")
-    code, reports = batchConvert.convert_all(convert_one, sources, outputs, args, args.jobs, args.quiet)
-    if args.index:
-        add_to_index(args.index, [r["entry"] for r in reports])
-    return code

@@ -1,48 +1,74 @@
-"""Replay the OSD app's ML algorithm on a PC: run a .pte over OSDB event files datapoint by datapoint.
+"""Replay the OSD app on a PC: its ML model(s), the OSD algorithm and the alarm escalation, datapoint by
+datapoint over OSDB event files.
 
-    python appReplay.py model.pte events.json [more.json ...] [--plots DIR] [--threshold-pct 50]
+    python appReplay.py model.pte [more.pte or .pt ...] events.json [more.json ...] [--plots DIR]
 
-As SdAlgMl does on the phone: each 5 s datapoint appends its 125 rawData samples / 1000 (g) to a
-circular buffer of `input_size` samples; p = 0 until the buffer is full; p = 0 when 100*std/mean of the
-newest 125 samples is below accel_std_threshold_pct; otherwise p = softmax(forward([1,1,input_size]))[1]
-from the ExecuTorch runtime; ALARM when p > seizure_probability_threshold_pct / 100.
-Settings come from the flags, else from the app entry `<model>.json` beside the .pte, else the app's
-defaults. Datapoints are those osdbData keeps (sorted by time, repeats dropped). Unlike the training
-windows, the app's buffer is not reset at a gap between datapoints, and neither is the replay's.
+Files ending in .pte (run with the ExecuTorch runtime, one window at a time as on the phone) or .pt
+(checkpoints, run eager) are models; the others are OSDB event files. As the app does, per datapoint:
+- SdAlgMl, per model: the 125 rawData samples / 1000 (g) go into a buffer of `input_size` samples;
+  p = 0 until it is full and when 100*std/mean of the newest 125 samples is below
+  accel_std_threshold_pct; else p = softmax(forward([1,1,input_size]))[1]; ALARM when p > threshold.
+- SdAlgOsd on the raw samples with the OSD settings the event records, else the app's defaults.
+- SeizureDetector: the results combined (ANY ALARM -> in alarm), then the escalation (ALARM on the 3rd
+  in-alarm datapoint in a row; osdAlgorithm). Each algorithm is also escalated alone.
+input_size is read from the .pte program (its input shape) or the checkpoint; thresholds come from the
+flags, else the app entry `<model>.json` beside the model, else the app's defaults (50 %, 5 %).
+A seizure event is detected by an algorithm when its state is ALARM on a datapoint holding part of the
+seizure (appEvaluation, as the test evaluation counts it). Datapoints are those osdbData keeps (sorted by
+time, repeats dropped; the drops are reported per reason). Unlike the training windows, neither the
+app's buffer nor its escalation restarts at a gap between datapoints, and neither does the replay.
 """
-import argparse
 import json
 from pathlib import Path
 
 import numpy as np
 
+import appEvaluation
 import cliUtils
 import exportUtils
 import nnTester
+import osdAlgorithm
 import osdbData
-import realData
 import windowing
+from osdAlgorithm import ALARM
 
-APP_DEFAULTS = {"input_size": 125, "accel_std_threshold_pct": 5, "seizure_probability_threshold_pct": 50}
+APP_DEFAULTS = {"accel_std_threshold_pct": 5, "seizure_probability_threshold_pct": 50}
+MODEL_SUFFIXES = (".pte", ".pt")
 
 
-def app_settings(pte_path, input_size=None, gate_pct=None, threshold_pct=None):
-    """input_size and thresholds: flags first, then the entry beside the .pte, then the app's defaults."""
-    entry_path = Path(pte_path).with_suffix(".json")
+def model_input_size(path):
+    """The input length a model takes: the .pte program's input shape [1,1,L], or the checkpoint's."""
+    path = Path(path)
+    if path.suffix == ".pte":
+        sizes = tuple(exportUtils.load_pte_method(str(path)).metadata.input_tensor_meta(0).sizes())
+        if len(sizes) != 3 or sizes[:2] != (1, 1):
+            raise exportUtils.ExportError(f"{path}: input shape {list(sizes)}, the app passes [1, 1, input_size]")
+        return int(sizes[2])
+    return int(max(exportUtils.model_from_checkpoint(path)[1][1:]))
+
+
+def app_settings(model_path, input_size=None, gate_pct=None, threshold_pct=None):
+    """input_size (the model's own) and thresholds: flags first, then the entry beside the model, then the
+    app's defaults. ValueError when the flag or the entry names an input_size the .pte does not take."""
+    entry_path = Path(model_path).with_suffix(".json")
     entry = json.loads(entry_path.read_text()) if entry_path.exists() else {}
     settings = {key: entry.get(key, default) for key, default in APP_DEFAULTS.items()}
-    for key, value in (("input_size", input_size), ("accel_std_threshold_pct", gate_pct),
-                       ("seizure_probability_threshold_pct", threshold_pct)):
+    for key, value in (("accel_std_threshold_pct", gate_pct), ("seizure_probability_threshold_pct", threshold_pct)):
         if value is not None:
             settings[key] = value
+    own = model_input_size(model_path)
+    asked = input_size if input_size is not None else entry.get("input_size")
+    if asked is not None and int(asked) != own and Path(model_path).suffix == ".pte":
+        source = "--input-size" if input_size is not None else str(entry_path)
+        raise ValueError(f"{model_path}: {source} says input_size {asked} but the program takes {own}")
+    settings["input_size"] = int(asked) if asked is not None else own
     return settings
 
 
 def app_buffer_windows(event, input_size):
     """The app's buffer after each datapoint: (windows (n,1,L) for full buffers, their datapoint indices)."""
     signal = (event.mag.reshape(-1) / 1000.0).astype(np.float32)
-    per_dp = osdbData.SAMPLES_PER_DP
-    ends = np.arange(1, len(event.dp_times) + 1) * per_dp
+    ends = np.arange(1, len(event.dp_times) + 1) * osdbData.SAMPLES_PER_DP
     full = np.flatnonzero(ends >= input_size)
     starts = ends[full] - input_size
     windows = signal[starts[:, None] + np.arange(input_size)][:, None, :]
@@ -50,33 +76,88 @@ def app_buffer_windows(event, input_size):
 
 
 def replay_event(event, predict, settings):
-    """p(seizure) after every datapoint of one event, as the app computes it, plus alarm facts."""
+    """p(seizure) after every datapoint of one event as SdAlgMl computes it: dict times (s of each
+    datapoint's last sample from the event time) and p."""
     windows, full = app_buffer_windows(event, settings["input_size"])
     p = np.zeros(len(event.dp_times))
     if len(full):
         moving = windowing.movement_gate(windows, settings["accel_std_threshold_pct"])[:, 0]
         p[full[moving]] = predict(windows[moving]) if moving.any() else []
-    times = event.dp_times - event.data_time
-    alarm = p > settings["seizure_probability_threshold_pct"] / 100
-    first = times[alarm][0] if alarm.any() else None
-    latency = None
-    if event.seizure_times is not None and first is not None:
-        in_seizure = alarm & (times >= event.seizure_times[0])
-        latency = float(times[in_seizure][0] - event.seizure_times[0]) if in_seizure.any() else None
-    detected = latency is not None if event.seizure_times is not None else first is not None
-    return {"event_id": event.id, "detected": detected, "type": event.type, "sub_type": event.sub_type, "times": times, "p": p,
-            "alarm": alarm, "first_alarm_s": first, "latency_s": latency,
-            "n_alarm_datapoints": int(alarm.sum()), "max_p": float(p.max()) if len(p) else 0.0}
+    return {"times": event.dp_times - event.data_time, "p": p}
+
+
+def read_event_files(paths):
+    """Events of every file; one line per file with drops, by reason; ValueError for a file without
+    a usable event (osdbData raises for an empty list or an object that is not an event)."""
+    events = []
+    for path in paths:
+        file_events, stats = osdbData.read_osdb_file(exportUtils.check_file(path))
+        dropped = {**stats.skipped, **{f"repaired {k}": n for k, n in stats.repaired.items()}}
+        if dropped:
+            print(f"{path}: kept {stats.events_kept}/{stats.events_in} events, {stats.datapoints_kept}/"
+                  f"{stats.datapoints_in} datapoints; " + ", ".join(f"{n} {reason}" for reason, n in dropped.items()))
+        if not file_events:
+            raise ValueError(f"{path}: none of its {stats.events_in} events is usable ("
+                             + ", ".join(f"{n} {reason}" for reason, n in stats.skipped.items()) + ")")
+        events += file_events
+    return events
+
+
+def replay(events, models, strategy="ANY"):
+    """The app over all events. models: {name: (predict, settings)}. Returns a dict: timeline
+    (appEvaluation.Timeline, no restart at gaps), p {model: per datapoint}, osd (osd_on_events), states
+    {column: escalated state} with a column per model, "OSD", "app" (all combined) and "recorded"
+    (the files' alarmState, when every datapoint of every event has one)."""
+    timeline = appEvaluation.build_timeline(events, max_gap_s=np.inf)
+    p = {name: np.concatenate([replay_event(e, predict, s)["p"] for e in events]) for name, (predict, s) in
+         models.items()}
+    osd = osdAlgorithm.osd_on_events(events)
+    results = {name: osdAlgorithm.ml_result(p[name], s["seizure_probability_threshold_pct"] / 100)
+               for name, (_, s) in models.items()}
+    results["OSD"] = osd["result"]
+    results["app"] = osdAlgorithm.combine(list(results.values()), strategy)
+    states = {c: osdAlgorithm.escalate(r == ALARM, timeline.event, timeline.time, np.inf) for c, r in results.items()}
+    if all(np.all(e.alarm_state >= 0) for e in events):
+        states["recorded"] = np.concatenate([e.alarm_state for e in events]).astype(np.int8)
+    return {"timeline": timeline, "p": p, "osd": osd, "states": states}
+
+
+def detections(state, timeline, events):
+    """Per event of one column: first ALARM time, detection (ALARM inside the seizure) and latency;
+    plus the column summary (appEvaluation.column_summary: event_tp, event_fp, ...)."""
+    outcomes = appEvaluation.column_outcomes(state, timeline)
+    summaries = [e.summary() for e in events]
+    onset = np.array([np.nan if e.seizure_times is None else e.seizure_times[0] for e in events])
+    first_alarm = np.full(len(events), np.inf)
+    alarm = state == ALARM
+    np.minimum.at(first_alarm, timeline.event[alarm], timeline.time[alarm])
+    latency = outcomes["first_detection"] - onset
+    per_event = [{"first_alarm_s": float(f) if np.isfinite(f) else None,
+                  "detected": bool(d) and e.label == 1,
+                  "latency_s": float(lat) if np.isfinite(lat) and e.label == 1 else None}
+                 for e, f, d, lat in zip(events, first_alarm, outcomes["detected"], latency)]
+    return per_event, appEvaluation.column_summary(outcomes, summaries)
+
+
+def _describe(d):
+    if d["first_alarm_s"] is None:
+        return "no ALARM"
+    latency = f", latency {d['latency_s']:.0f} s" if d["latency_s"] is not None else ""
+    return f"ALARM at {d['first_alarm_s']:+.0f} s{latency}"
+
+
+def _fmt(value):
+    return "n/a" if value is None else f"{value:.1f}"
 
 
 def get_args_parser():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("pte", help="the .pte model the app would run")
-    parser.add_argument("events", nargs="+", help="OSDB event JSON file(s)")
-    parser.add_argument("--input-size", type=int, help="the entry's input_size (default: from <model>.json)")
-    parser.add_argument("--gate-pct", type=float, help="accel_std_threshold_pct (default 5)")
-    parser.add_argument("--threshold-pct", type=float, help="seizure_probability_threshold_pct (default 50)")
-    parser.add_argument("--plots", help="folder for one p(seizure) timeline PNG per event")
+    parser = cliUtils.CliParser(description=__doc__.splitlines()[0])
+    parser.add_argument("files", nargs="+", help="model(s) (.pte, .pt) and OSDB event JSON file(s)")
+    parser.add_argument("--input-size", type=int, help="input_size of a .pt model (default: its checkpoint's)")
+    parser.add_argument("--gate-pct", type=float, help="accel_std_threshold_pct (default: entry, else 5)")
+    parser.add_argument("--threshold-pct", type=float,
+                        help="seizure_probability_threshold_pct (default: entry, else 50)")
+    parser.add_argument("--plots", help="folder for one timeline PNG per event")
     parser.add_argument("--max-plots", type=int, default=50, help="at most this many plots")
     parser.add_argument("--json", help="write every event's replay to this JSON file")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks")
@@ -85,34 +166,50 @@ def get_args_parser():
 
 def main(argv=None):
     args = get_args_parser().parse_args(argv)
-    pte = exportUtils.check_file(args.pte)
-    settings = app_settings(pte, args.input_size, args.gate_pct, args.threshold_pct)
-    predict = nnTester.pte_predict_fn(pte)  # one forward call per window, as on the phone
-    events = []
-    for path in args.events:
-        events += osdbData.read_osdb_file(exportUtils.check_file(path))[0]
+    model_paths = [Path(f) for f in args.files if Path(f).suffix in MODEL_SUFFIXES]
+    event_paths = [f for f in args.files if Path(f).suffix not in MODEL_SUFFIXES]
+    if not event_paths:
+        raise ValueError("no OSDB event file given (models end in .pte or .pt, event files do not)")
+    models = {}
+    for path in model_paths:
+        settings = app_settings(exportUtils.check_file(path), args.input_size, args.gate_pct, args.threshold_pct)
+        predict = nnTester.pte_predict_fn(path) if path.suffix == ".pte" else \
+            nnTester.eager_predict_fn(exportUtils.model_from_checkpoint(path)[0])
+        models[path.name] = (predict, settings)
+    events = read_event_files(event_paths)
+    run = replay(events, models)
+    timeline, states = run["timeline"], run["states"]
+    found = {c: detections(s, timeline, events) for c, s in states.items()}
     if args.plots:
         Path(args.plots).mkdir(parents=True, exist_ok=True)
     replays = []
     for i, event in enumerate(events):
-        res = replay_event(event, predict, settings)
-        replays.append(res)
-        latency = "" if res["latency_s"] is None else f", latency {res['latency_s']:.0f} s"
-        state = f"ALARM at {res['first_alarm_s']:+.0f} s" if res["first_alarm_s"] is not None else "no alarm"
-        print(f"event {res['event_id']} ({res['type']}/{res['sub_type']}): {state}{latency}, "
-              f"max p {res['max_p']:.3f}")
+        dps = slice(timeline.offsets[i], timeline.offsets[i + 1])
+        p_text = "".join(f", max p {run['p'][m][dps].max():.3f} ({m})" for m in models)
+        print(f"event {event.id} ({event.type}/{event.sub_type}): " +
+              "; ".join(f"{c} {_describe(found[c][0][i])}" for c in states) + p_text)
+        replays.append({"event_id": event.id, "type": event.type, "sub_type": event.sub_type,
+                        "seizure_times": event.seizure_times, "times": timeline.time[dps],
+                        "p": {m: run["p"][m][dps] for m in models},
+                        "osd": {k: run["osd"][k][dps] for k in ("spec_power", "roi_power", "roi_ratio")},
+                        "states": {c: s[dps] for c, s in states.items()},
+                        "detections": {c: found[c][0][i] for c in states}})
         if args.plots and i < args.max_plots:
-            realData.plot_event_timeline(res["times"], res["p"], event.seizure_times,
-                                         Path(args.plots) / f"event_{event.id}.png",
-                                         f"event {event.id} {event.type}/{event.sub_type}",
-                                         settings["seizure_probability_threshold_pct"] / 100)
-    seizures = [r for r in replays if r["type"].lower() == "seizure"]
-    others = [r for r in replays if r["type"].lower() != "seizure"]
-    print(f"{sum(r['detected'] for r in seizures)} of "
-          f"{len(seizures)} seizure events detected; {sum(r['first_alarm_s'] is not None for r in others)} of "
-          f"{len(others)} other events alarmed")
+            appEvaluation.plot_app_timeline(
+                Path(args.plots) / f"event_{event.id}.png", f"event {event.id} {event.type}/{event.sub_type}",
+                timeline.time[dps], event.seizure_times,
+                {m: (run["p"][m][dps], s["seizure_probability_threshold_pct"] / 100) for m, (_, s) in models.items()},
+                {k: v[dps] for k, v in run["osd"].items()}, {c: s[dps] for c, s in states.items()})
+    n_seizures = sum(e.label == 1 for e in events)
+    for column in [c for c in states if c != "app"] + ["app"]:
+        summary = found[column][1]
+        print(f"{column}: {summary['event_tp']} of {n_seizures} seizure events detected (ALARM inside the "
+              f"seizure), {summary['event_fp']} of {len(events) - n_seizures} other events alarmed, "
+              f"median latency {_fmt(summary['latency_median_s'])} s")
     if args.json:
-        exportUtils.write_json_atomic(args.json, {"settings": settings, "events": replays})
+        exportUtils.write_json_atomic(args.json, {
+            "models": {m: s for m, (_, s) in models.items()}, "events": replays,
+            "summary": {c: {k: v for k, v in found[c][1].items() if k != "latency_s"} for c in states}})
     return 0
 
 

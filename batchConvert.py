@@ -97,7 +97,7 @@ def _run_task(task):
         if not isinstance(err, (ExportError, ValueError, OSError)):
             message = f"unexpected {type(err).__name__}: {message}"
         return False, "error: " + (message if str(src) in message else f"{src}: {message}"), None
-    report["seconds"] = round(time.perf_counter() - start, 2)
+    report["seconds"], report["output"] = round(time.perf_counter() - start, 2), str(dst)
     return True, f"{src} -> {dst}: {report['summary']} ({report['seconds']} s)", report
 
 

@@ -8,9 +8,10 @@ one run on this machine:
   int8 class agreement with fp32 on held-out simulated windows (never the calibration ones);
 - seconds to convert N distinct checkpoints: N separate convertPt2Pte.py calls vs one batch call;
 - data preparation (read + window) seconds and peak memory for simulated databases of 3 sizes;
-- training windows per second.
+- training windows per second with torch's default threads, on an idle machine and beside one busy
+  process, with passive OpenMP waiting (what cpuSettings.py sets for training) and with active waiting.
 """
-import argparse
+import cpuSettings  # noqa: F401, I001  (first: sets OpenMP's waiting before torch loads)
 import json
 import os
 import subprocess
@@ -22,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+import cliUtils
 import deepEpiCnn
 import exportUtils
 import osdbSim
@@ -112,24 +114,59 @@ def data_preparation(work, sizes):
     return rows
 
 
-def training_speed(batch_size=256, steps=10):
-    model = deepEpiCnn.DeepEpiCnn()
-    opt = torch.optim.AdamW(model.parameters(), 1e-3)
-    x, y = torch.from_numpy(osdbSim.example_windows(batch_size)), torch.randint(0, 2, (batch_size,))
-    for step in range(steps + 2):
-        if step == 2:
-            start = time.perf_counter()
-        loss = torch.nn.functional.cross_entropy(model(x), y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    return steps * batch_size / (time.perf_counter() - start)
+TRAIN_CHILD = """
+import json, sys, time
+sys.path.insert(0, sys.argv[1])
+import cpuSettings, deepEpiCnn, osdbSim, torch
+model = deepEpiCnn.DeepEpiCnn()
+opt = torch.optim.AdamW(model.parameters(), 1e-3)
+x, y = torch.from_numpy(osdbSim.example_windows(256)), torch.randint(0, 2, (256,))
+for step in range(12):
+    if step == 2:
+        start = time.perf_counter()
+    loss = torch.nn.functional.cross_entropy(model(x), y)
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+print(json.dumps({"windows_per_s": 10 * 256 / (time.perf_counter() - start), "threads": torch.get_num_threads()}))
+"""
+
+
+def training_speed(wait_policy, beside_busy):
+    """Training windows/s (batch 256, torch's default threads) in a fresh process with OMP_WAIT_POLICY
+    `wait_policy`, alone or beside one process that keeps a core busy."""
+    busy = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if beside_busy else None
+    try:
+        out = subprocess.run([sys.executable, "-c", TRAIN_CHILD, str(ROOT)], check=True, capture_output=True,
+                             text=True, env=dict(os.environ, OMP_WAIT_POLICY=wait_policy)).stdout
+    finally:
+        if busy:
+            busy.kill()
+            busy.wait()
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def training_speeds():
+    """{policy: {"idle": ..., "beside_busy": ..., "threads": n}} for passive and active OpenMP waiting."""
+    speeds = {}
+    for policy in ("PASSIVE", "ACTIVE"):
+        idle, busy = training_speed(policy, False), training_speed(policy, True)
+        speeds[policy.lower()] = {"idle": idle["windows_per_s"], "beside_busy": busy["windows_per_s"],
+                                  "threads": idle["threads"]}
+    return speeds
+
+
+def training_lines(speeds):
+    return [f"training ({speeds[p]['threads']} threads, batch 256, OpenMP waiting {p}"
+            f"{', the training default' if p == 'passive' else ''}): idle {speeds[p]['idle']:.0f} windows/s, "
+            f"beside one busy process {speeds[p]['beside_busy']:.0f} = "
+            f"{speeds[p]['beside_busy'] / speeds[p]['idle']:.2f}x (target >= 0.5x)" for p in speeds]
 
 
 def plot(results, path):
     from matplotlib.figure import Figure
-    fig = Figure(figsize=(13, 4))
-    ax1, ax2, ax3 = fig.subplots(1, 3)
+    fig = Figure(figsize=(17, 4))
+    ax1, ax2, ax3, ax4 = fig.subplots(1, 4)
     names = list(results["formats"])
     ax1.bar(names, [results["formats"][n]["ms"] for n in names])
     ax1.set_yscale("log")
@@ -144,15 +181,27 @@ def plot(results, path):
     ax3.plot(dps, [r["peak_mb"] / 100 for r in prep], "s--", label="peak memory (100 MB)")
     ax3.set_xlabel("thousand datapoints")
     ax3.legend()
+    speeds = results["training_windows_per_s"]
+    x = np.arange(len(speeds))
+    ax4.bar(x - 0.2, [speeds[p]["idle"] for p in speeds], 0.4, label="idle")
+    ax4.bar(x + 0.2, [speeds[p]["beside_busy"] for p in speeds], 0.4, label="beside one busy process")
+    ax4.set_xticks(x, [f"OpenMP {p} waiting" for p in speeds])
+    ax4.set_ylabel("training windows / s")
+    ax4.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=100)
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def get_args_parser():
+    parser = cliUtils.CliParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="output/benchmark")
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
-    args = parser.parse_args()
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks")
+    return parser
+
+
+def main(argv=None):
+    args = get_args_parser().parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     results = {"machine": {"cpus": os.cpu_count(), "torch": torch.__version__}}
@@ -161,7 +210,7 @@ def main():
         results["formats"] = model_formats(work, args.quick)
         results["conversion"] = batch_conversion(work, 2 if args.quick else 6)
         results["data_preparation"] = data_preparation(work, [10, 20, 40] if args.quick else [100, 200, 400])
-    results["training_windows_per_s"] = training_speed()
+    results["training_windows_per_s"] = training_speeds()
     f = results["formats"]
     lines = ["format          ms/window    size KiB", *(
         f"{name:<14} {row['ms']:>10.2f} {row['bytes'] / 1024:>11.0f}" for name, row in f.items()),
@@ -174,13 +223,14 @@ def main():
         "(target <= 0.5x)",
         *(f"data prep {r['datapoints']:>7} datapoints -> {r['windows']:>7} windows: read {r['read_s']:.1f} s, "
           f"window {r['window_s']:.2f} s, peak {r['peak_mb']:.0f} MB" for r in results["data_preparation"]),
-        f"training: {results['training_windows_per_s']:.0f} windows/s (batch 256, {torch.get_num_threads()} threads)"]
+        *training_lines(results["training_windows_per_s"])]
     print("\n".join(lines))
     results["text"] = lines
     exportUtils.write_json_atomic(out / "benchmark.json", results)
     plot(results, out / "benchmark.png")
     print(f"wrote {out / 'benchmark.json'} and {out / 'benchmark.png'}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    cliUtils.run_cli(main)

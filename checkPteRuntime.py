@@ -6,6 +6,7 @@
 `--save` needs this toolkit's environment (it draws realistic windows from osdbSim); `--compare` needs
 only numpy, torch and executorch, so it runs in a separate environment holding the other runtime
 (executorch 1.0.1 needs torch 2.9). Exit 0 when every logit agrees within --tolerance, else 1.
+This compares runtimes on x86; phoneCheck.py runs the app's runtime on emulated phone CPUs.
 """
 import argparse
 import sys

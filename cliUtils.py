@@ -34,6 +34,14 @@ def add_pte_args(parser):
                         help="int8: PT2E static quantisation for XNNPACK (needs --calibration)")
     parser.add_argument("--calibration", help="OSDB JSON file whose windows calibrate int8")
     parser.add_argument("--index", help="also add/replace the entry in this app index.json")
+    parser.add_argument("--no-phone-check", action="store_true",
+                        help="skip running the written files on the app's runtime on emulated phone "
+                             "CPUs (phoneCheck.py; the entry then says 'not checked')")
+    parser.add_argument("--allow-no-dotprod", action="store_true",
+                        help="let ARMv8.0 phones load the model (min_cpu_features without asimddp); "
+                             "refused unless the emulated ARMv8.0 cortex-a53 ran the file correctly")
+    parser.add_argument("--phone-cache", help="phone environment cache (default: $OSD_PHONE_CHECK_CACHE "
+                                              "or ~/.cache/osd-phone-check)")
     add_batch_args(parser)
 
 

@@ -2,9 +2,15 @@
 
 Field names are those of the earlier OSDB pipeline, so existing configs keep working. Keys this toolkit
 does not use are reported by path (`*_desc` / `_comment*` keys are documentation and pass silently).
+SCHEMA is the one source of defaults: `load_run_config` builds typed, frozen sections from it once
+(`run.model.batchSize`, `run.data.step`, ...), and the modules read those, never the dict.
 """
 import json
+import typing
+from dataclasses import dataclass, fields, make_dataclass
 from pathlib import Path
+
+from osdbData import SAMPLE_RATE_HZ, SAMPLES_PER_DP
 
 NUMBER = (int, float)
 OPTIONAL_NUMBER = (int, float, type(None))
@@ -25,8 +31,10 @@ SCHEMA = {
     "osdbConfig.simulation.falseAlarmsPerUser": (int, 3, lambda v: v >= 0, "must be >= 0"),
     "osdbConfig.simulation.quirkRate": (NUMBER, 0.05, lambda v: 0 <= v <= 1, "must be in 0..1"),
     "osdbConfig.simulation.seed": (int, 42, None, ""),
-    "dataProcessing.window": (int, 125, lambda v: v == 125, "must be 125 (samples per OSDB datapoint)"),
-    "dataProcessing.step": (int, 125, lambda v: v > 0 and v % 125 == 0, "must be a positive multiple of 125"),
+    "dataProcessing.window": (int, SAMPLES_PER_DP, lambda v: v == SAMPLES_PER_DP,
+                              f"must be {SAMPLES_PER_DP} (samples per OSDB datapoint)"),
+    "dataProcessing.step": (int, SAMPLES_PER_DP, lambda v: v > 0 and v % SAMPLES_PER_DP == 0,
+                            f"must be a positive multiple of {SAMPLES_PER_DP}"),
     "dataProcessing.labelMode": (str, "seizureTimes", lambda v: v in ("seizureTimes", "event"),
                                  "must be 'seizureTimes' or 'event'"),
     "dataProcessing.minOverlapS": (NUMBER, 5.0, lambda v: v >= 0, "must be >= 0"),
@@ -48,7 +56,10 @@ SCHEMA = {
     "modelConfig.modelFname": (str, "deepEpiCnnModel_pytorch", lambda v: v and "/" not in v,
                                "must be a plain file name"),
     "modelConfig.modelClass": (str, "deepEpiCnn.DeepEpiCnn", None, ""),
-    "modelConfig.sampleFreq": (int, 25, lambda v: v == 25, "must be 25 (Hz, the watch's rate)"),
+    "modelConfig.inputNormalisation": (str, "none", lambda v: v in ("none", "meanMagnitude"),
+                                       "must be 'none' or 'meanMagnitude' (see deepEpiCnn.py)"),
+    "modelConfig.sampleFreq": (int, int(SAMPLE_RATE_HZ), lambda v: v == SAMPLE_RATE_HZ,
+                               f"must be {SAMPLE_RATE_HZ:g} (Hz, the watch's rate)"),
     "modelConfig.bufferSeconds": (int, 30, lambda v: v > 0 and v % 5 == 0, "must be a positive multiple of 5"),
     "modelConfig.epochs": (int, 8, lambda v: v >= 1, "must be >= 1"),
     "modelConfig.batchSize": (int, 256, lambda v: v >= 2, "must be >= 2"),
@@ -74,8 +85,8 @@ SCHEMA = {
     "modelConfig.useBalancedBatches": (bool, True, None, ""),
     "modelConfig.earlyStoppingPatience": (int, 6, lambda v: v >= 1, "must be >= 1"),
     "modelConfig.modelSelectionMetric": (str, "youden", lambda v: v in (
-        "val_loss", "min_fpr", "youden", "f1", "f_beta", "dual_improvement"),
-        "must be one of val_loss, min_fpr, youden, f1, f_beta, dual_improvement"),
+        "val_loss", "min_fpr", "youden", "f1", "f_beta"),
+        "must be one of val_loss, min_fpr, youden, f1, f_beta"),  # not the earlier dual_improvement
     "modelConfig.fBeta": (NUMBER, 2.0, lambda v: v > 0, "must be > 0"),
     "modelConfig.saveBestMinSensitivity": (NUMBER, 0.0, lambda v: 0 <= v <= 1, "must be in 0..1"),
     "modelConfig.saveBestMaxFpr": (OPTIONAL_NUMBER, None, lambda v: v is None or 0 <= v <= 1,
@@ -181,6 +192,61 @@ def get(config, path):
 def section(config, name):
     """Every key of section `name` (e.g. "modelConfig") with the config's value or the default."""
     return {key[len(name) + 1:]: get(config, key) for key in SCHEMA if key.startswith(name + ".")}
+
+
+def _annotation(types):
+    return typing.Union[types] if isinstance(types, tuple) else types
+
+
+def _section_class(class_name, prefix, extra=()):
+    """A frozen dataclass with one field per SCHEMA key directly under `prefix`, named as in the config."""
+    keys = [key[len(prefix) + 1:] for key in SCHEMA if key.startswith(prefix + ".")]
+    return make_dataclass(class_name, [(key, _annotation(SCHEMA[f"{prefix}.{key}"][0]))
+                                       for key in keys if "." not in key] + list(extra), frozen=True)
+
+
+SimulationConfig = _section_class("SimulationConfig", "osdbConfig.simulation")
+OsdbConfig = _section_class("OsdbConfig", "osdbConfig", [("simulation", SimulationConfig)])
+DataConfig = _section_class("DataConfig", "dataProcessing")
+ModelConfig = _section_class("ModelConfig", "modelConfig")
+EvaluationConfig = _section_class("EvaluationConfig", "evaluation")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """A validated config as typed sections; `raw` is the dict as read (saved into checkpoints)."""
+    source: str
+    randomSeed: int
+    osdb: OsdbConfig
+    data: DataConfig
+    model: ModelConfig
+    evaluation: EvaluationConfig
+    eventFilters: dict
+    raw: dict
+
+
+def build_section(cls, config, prefix):
+    """An instance of section class `cls` with the config's values, or SCHEMA's defaults."""
+    values = {f.name: get(config, f"{prefix}.{f.name}") for f in fields(cls) if f"{prefix}.{f.name}" in SCHEMA}
+    if cls is OsdbConfig:
+        values["simulation"] = build_section(SimulationConfig, config, "osdbConfig.simulation")
+    return cls(**values)
+
+
+def run_config(config, source="config"):
+    """The typed RunConfig of a validated config dict."""
+    return RunConfig(source=source, randomSeed=get(config, "randomSeed"),
+                     osdb=build_section(OsdbConfig, config, "osdbConfig"),
+                     data=build_section(DataConfig, config, "dataProcessing"),
+                     model=build_section(ModelConfig, config, "modelConfig"),
+                     evaluation=build_section(EvaluationConfig, config, "evaluation"),
+                     eventFilters=dict(config.get("eventFilters") or {}), raw=config)
+
+
+def load_run_config(path):
+    """load_config, then the typed sections: (RunConfig, warnings)."""
+    config, warnings = load_config(path)
+    return run_config(config, str(path)), warnings
 
 
 def load_config(path):

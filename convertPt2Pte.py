@@ -6,10 +6,10 @@
 Each .pte is run with the ExecuTorch runtime on realistic windows and compared with the eager model
 before it is renamed into place; an app index entry `<name>.json` is written beside it.
 """
-import appIndex
 import batchConvert
 import cliUtils
 import exportUtils
+import pteConverter
 
 
 def get_args_parser():
@@ -26,12 +26,13 @@ def convert_one(src, dst, opts):
     """One checkpoint -> verified .pte + app entry; returns the export report."""
     model, shape, _ = exportUtils.model_from_checkpoint(
         src, opts.input_shape, opts.num_classes, opts.allow_pickle)
-    return appIndex.export_with_entry(model, shape, dst, opts)
+    return pteConverter.export_staged(model, shape, dst, opts)
 
 
 def main(argv=None):
     args = get_args_parser().parse_args(argv)
-    return appIndex.convert_to_pte(convert_one, batchConvert.expand_sources(args.inputs, {".pt", ".pth"}), args)
+    sources = batchConvert.expand_sources(args.inputs, {".pt", ".pth"})
+    return pteConverter.convert_to_pte(convert_one, sources, args)
 
 
 if __name__ == "__main__":

@@ -8,11 +8,11 @@ Files made by optimize_for_mobile on PyTorch <= 2.5 (prepacked XNNPACK ops, whic
 cannot load) are read directly by legacyPtl.py and rebuilt as an ordinary PyTorch module first.
 Either way the .pte is compared with that module on realistic windows before it is renamed into place.
 """
-import appIndex
 import batchConvert
 import cliUtils
 import exportUtils
 import legacyPtl
+import pteConverter
 
 
 def get_args_parser():
@@ -62,14 +62,14 @@ def load_ptl(path, input_shape=None):
 
 def convert_one(src, dst, opts):
     module, shape, kind = load_ptl(src, opts.input_shape)
-    return appIndex.export_with_entry(module, shape, dst, opts, kind=f"{kind}, ")
+    return pteConverter.export_staged(module, shape, dst, opts, kind=f"{kind}, ")
 
 
 def main(argv=None):
     args = get_args_parser().parse_args(argv)
     sources = batchConvert.expand_sources(args.inputs, {".ptl", ".pt"} if args.inspect else {".ptl"})
     if not args.inspect:
-        return appIndex.convert_to_pte(convert_one, sources, args)
+        return pteConverter.convert_to_pte(convert_one, sources, args)
     for src in sources:
         try:
             print(legacyPtl.describe_legacy_ptl(exportUtils.check_file(src)))

@@ -5,21 +5,63 @@ checkpoints load unchanged:
 - `conv_stack.<3k>` conv / `<3k+1>` BatchNorm without conv dropout, `<4k>` / `<4k+1>` with it;
 - head `fc1..fc4`, `bn1..bn4`, `fc_out`.
 Input: acceleration magnitude in g, (B,1,L), (B,L,1) or (B,L). Output: logits (B, num_classes).
+
+Input normalisation (`modelConfig.inputNormalisation`, stored in the checkpoint's config):
+- "none" (the earlier pipeline, and the default for checkpoints that do not say): windows as they come.
+- "meanMagnitude": each window is divided by its mean magnitude (at least MEAN_FLOOR_G), i.e. by the
+  watch's own reading of gravity plus the average motion. Real watches read 0.6-1.8 g at rest, so a
+  model that sees g directly depends on the watch's gain; divided by its own mean, a window scaled by
+  any gain gives the same input, so the model is gain-invariant by construction (up to the sensor's
+  quantisation and clipping). It has no parameters: state_dict keys are unchanged, it is part of the
+  exported .ptl / .pte, and the app's contract (float32 [1,1,750] in g in, 2 logits out) stays.
 """
 import re
 
+import torch
 from torch import nn
 
 CONV_FILTERS = [16] + [32] * 11 + [64, 64]
 STRIDE_TWO_BLOCKS = {4, 9}  # blocks 5 and 10, counted from 1
 KERNEL_SIZE = 5
 HEAD_SIZES = [(64, 64), (64, 64), (64, 32), (32, 16)]
+INPUT_NORMS = ("none", "meanMagnitude")
+MEAN_FLOOR_G = 0.25  # far below any real watch's gravity reading (0.6 g); keeps all-zero input finite
+MEAN_GRID = 1024.0  # the mean is taken of the window rounded to 1/1024 g
+
+
+class MeanMagnitudeNorm(nn.Module):
+    """Divide each window (B,1,L) by its mean over time, floored at MEAN_FLOOR_G (no parameters).
+
+    The mean is computed from the window rounded to 1/1024 g: those sums are exact in float32 (up to
+    a mean of 21 g), so PyTorch, XNNPACK and the portable kernels get the same divisor bit for bit. A
+    plain float32 mean differs in its last bits between runtimes, and a trained model can turn that
+    into logit differences above the export's 1e-4 check."""
+
+    def forward(self, x):
+        total = torch.sum(torch.round(x * MEAN_GRID), dim=2, keepdim=True)
+        return x / torch.clamp(total / (MEAN_GRID * x.shape[2]), min=MEAN_FLOOR_G)
+
+
+def input_norm_module(input_norm):
+    """The parameter-free first layer for an `inputNormalisation` value."""
+    if input_norm not in INPUT_NORMS:
+        raise ValueError(f"inputNormalisation must be one of {', '.join(INPUT_NORMS)}, got {input_norm!r}")
+    return MeanMagnitudeNorm() if input_norm == "meanMagnitude" else nn.Identity()
+
+
+def input_norm_of(config):
+    """The `modelConfig.inputNormalisation` a checkpoint's config asks for ("none" when it says nothing,
+    as in the earlier pipeline's checkpoints)."""
+    model_cfg = config.get("modelConfig") if isinstance(config, dict) else None
+    return model_cfg.get("inputNormalisation", "none") if isinstance(model_cfg, dict) else "none"
 
 
 class DeepEpiCnn(nn.Module):
-    def __init__(self, input_length=750, num_classes=2, conv_dropout=0.0, dense_dropout=0.025):
+    def __init__(self, input_length=750, num_classes=2, conv_dropout=0.0, dense_dropout=0.025, input_norm="none"):
         super().__init__()
         self.input_length = input_length
+        self.input_norm = input_norm
+        self.normalise = input_norm_module(input_norm)
         layers, in_ch = [], 1
         for block, out_ch in enumerate(CONV_FILTERS):
             stride = 2 if block in STRIDE_TWO_BLOCKS else 1
@@ -42,7 +84,7 @@ class DeepEpiCnn(nn.Module):
             x = x.unsqueeze(1)
         elif x.shape[1] != 1 and x.shape[2] == 1:
             x = x.permute(0, 2, 1)
-        x = self.global_pool(self.conv_stack(x)).flatten(1)
+        x = self.global_pool(self.conv_stack(self.normalise(x))).flatten(1)
         x = self.dropout1(self.relu1(self.bn1(self.fc1(x))))
         x = self.relu2(self.bn2(self.fc2(x)))
         x = self.relu3(self.bn3(self.fc3(x)))
@@ -72,8 +114,9 @@ def expected_keys(conv_dropout, num_classes=2):
     return set(DeepEpiCnn(num_classes=num_classes, conv_dropout=conv_dropout).state_dict())
 
 
-def model_from_state_dict(state_dict, input_length=750, dense_dropout=0.025):
-    """Build a DeepEpiCnn matching `state_dict` (either dropout layout, any class count) and load it.
+def model_from_state_dict(state_dict, input_length=750, dense_dropout=0.025, input_norm="none"):
+    """Build a DeepEpiCnn matching `state_dict` (either dropout layout, any class count) with the given
+    input normalisation (see the module doc) and load it.
 
     Raises ValueError naming the first missing or unexpected key when the weights are not DeepEpiCnn's.
     """
@@ -83,7 +126,7 @@ def model_from_state_dict(state_dict, input_length=750, dense_dropout=0.025):
         raise ValueError("weights are not DeepEpiCnn's (no conv_stack / fc_out keys)")
     conv_dropout = 0.1 if max(conv_indices) >= 4 * (len(CONV_FILTERS) - 1) else 0.0
     num_classes = int(state_dict["fc_out.weight"].shape[0])
-    model = DeepEpiCnn(input_length, num_classes, conv_dropout, dense_dropout)
+    model = DeepEpiCnn(input_length, num_classes, conv_dropout, dense_dropout, input_norm)
     want, have = set(model.state_dict()), set(state_dict)
     if want != have:
         missing, extra = sorted(want - have), sorted(have - want)

@@ -1,6 +1,10 @@
 """Window- and event-level evaluation of seizure probabilities, written to JSON, CSV and PNG.
 
-Inputs are plain arrays, one entry per 30 s window (one window per 5 s datapoint):
+These are the model's single-window figures: any window with p > threshold counts as an alarm. What
+the app would do (its escalation, the OSD algorithm, both combined) is appEvaluation, which builds on
+alarm_outcomes and event_summary here.
+
+Inputs are plain arrays, one entry per 30 s window (one window per step_s seconds):
 - `p`: p(seizure) = softmax(logits)[1], with the app's movement gate already applied (p=0 when it fails);
 - `labels`: 1 if the window overlaps a seizure, else 0;
 - `event_index`: the window's event as a POSITION in `events` (not the event id);
@@ -64,7 +68,13 @@ def window_metrics(p, labels, threshold=0.5):
             "n_windows": int(len(p)), "num_positive_epoch": int(pos.sum()), "threshold": float(threshold)}
 
 
-def alarm_episode_starts(alarm, group, time, step_s=5.0):
+def window_rates(p, labels, threshold):
+    """(tpr, fpr) of single windows alarming when p > threshold (window_metrics without the AUC)."""
+    alarm, pos = np.asarray(p, dtype=float) > threshold, np.asarray(labels) == 1
+    return _ratio(np.sum(alarm & pos), pos.sum()), _ratio(np.sum(alarm & ~pos), (~pos).sum())
+
+
+def alarm_episode_starts(alarm, group, time, step_s):
     """True where an alarm episode starts: an alarming window whose predecessor in its group (by time)
     does not alarm or ends more than 1.5*step_s earlier. Returned in the input order."""
     alarm, group, time = np.asarray(alarm, dtype=bool), np.asarray(group), np.asarray(time, dtype=float)
@@ -77,8 +87,8 @@ def alarm_episode_starts(alarm, group, time, step_s=5.0):
     return starts
 
 
-def _event_table(events):
-    """Per-event arrays from the list of event dicts."""
+def event_table(events):
+    """Per-event arrays from the list of event dicts: label, onset (nan without times), has_times."""
     times = [e.get("seizure_times") for e in events]
     return {"label": np.array([int(e["label"]) for e in events], dtype=int),
             "onset": np.array([np.nan if t is None else float(t[0]) for t in times]),
@@ -96,18 +106,26 @@ def _event_outcomes(p, labels, event_index, end_time, table, threshold, step_s):
     ev = np.asarray(event_index, dtype=int)
     end_time = np.asarray(end_time, dtype=float)
     counts_for_detection = (np.asarray(labels) == 1) | ~table["has_times"][ev]
-    detecting = alarm & counts_for_detection
-    first_detection = np.full(n, np.inf)
-    np.minimum.at(first_detection, ev[detecting], end_time[detecting])
+    outcomes = alarm_outcomes(alarm, counts_for_detection, ev, end_time, n, step_s)
     max_p = np.full(n, np.nan)
     np.fmax.at(max_p, ev, np.asarray(p, dtype=float))
-    return {"n_windows": np.bincount(ev, minlength=n),
-            "any_alarm": np.bincount(ev, weights=alarm, minlength=n) > 0,
+    return {**outcomes, "max_p": max_p}
+
+
+def alarm_outcomes(alarm, counts_for_detection, event_index, time, n_events, step_s):
+    """Per-event arrays from per-step alarms (windows or datapoints, each standing for step_s seconds):
+    n_steps, any_alarm, detected (an alarm where counts_for_detection), first_detection (its time,
+    inf if none) and episodes (alarm_episode_starts)."""
+    detecting = alarm & counts_for_detection
+    first_detection = np.full(n_events, np.inf)
+    np.minimum.at(first_detection, event_index[detecting], time[detecting])
+    return {"n_steps": np.bincount(event_index, minlength=n_events),
+            "any_alarm": np.bincount(event_index, weights=alarm, minlength=n_events) > 0,
             "detected": np.isfinite(first_detection),
             "first_detection": first_detection,
-            "episodes": np.bincount(ev, weights=alarm_episode_starts(alarm, ev, end_time, step_s),
-                                    minlength=n).astype(int),
-            "max_p": max_p}
+            "episodes": np.bincount(event_index, weights=alarm_episode_starts(alarm, event_index, time, step_s),
+                                    minlength=n_events).astype(int),
+            "step_s": float(step_s)}
 
 
 def _rate_by(keys, hits, hit_name, rate_name):
@@ -122,21 +140,26 @@ def _rate_by(keys, hits, hit_name, rate_name):
     return out
 
 
-def _is_tonic_clonic(sub_type):
+def is_tonic_clonic(sub_type):
     return "".join(ch for ch in str(sub_type).lower() if ch.isalpha()) == "tonicclonic"
 
 
-def _event_summary(outcomes, table, step_s):
-    """Event TPR/FPR, false alarms per day and latency statistics from per-event outcomes."""
+def event_summary(outcomes, events):
+    """Event TPR/FPR, false alarms per day, latency statistics and the breakdowns by subtype and user,
+    from per-event outcomes (alarm_outcomes); returns (summary, latency per event)."""
+    table = event_table(events)
     seizure = table["label"] == 1
     detected, alarmed = outcomes["detected"] & seizure, outcomes["any_alarm"] & ~seizure
     latency = outcomes["first_detection"] - table["onset"]
     timed = seizure & table["has_times"]
     latencies = latency[timed & detected]
     episodes = int(outcomes["episodes"][~seizure].sum())
-    nonseizure_s = float(outcomes["n_windows"][~seizure].sum()) * step_s
+    nonseizure_s = float(outcomes["n_steps"][~seizure].sum()) * outcomes["step_s"]
     tp, fn = int(detected.sum()), int((seizure & ~detected).sum())
     fp, tn = int(alarmed.sum()), int((~seizure & ~alarmed).sum())
+    seizure_events = [e for e, is_seizure in zip(events, seizure) if is_seizure]
+    nonseizure_subtypes = [e.get("sub_type") for e, is_seizure in zip(events, seizure) if not is_seizure]
+    tc_detected = outcomes["detected"][seizure][[is_tonic_clonic(e.get("sub_type")) for e in seizure_events]]
     return {"event_tp": tp, "event_fn": fn, "event_fp": fp, "event_tn": tn,
             "event_tpr": _ratio(tp, tp + fn), "event_fpr": _ratio(fp, fp + tn),
             "false_alarm_episodes": episodes, "nonseizure_hours": nonseizure_s / 3600.0,
@@ -146,41 +169,38 @@ def _event_summary(outcomes, table, step_s):
             "latency_mean_s": float(np.mean(latencies)) if len(latencies) else None,
             "latency_max_s": float(np.max(latencies)) if len(latencies) else None,
             "latency_n_detected": int(len(latencies)),
-            "latency_n_undetected": int((timed & ~detected).sum())}, latency
+            "latency_n_undetected": int((timed & ~detected).sum()),
+            "tonic_clonic_tpr": _ratio(tc_detected.sum(), len(tc_detected)),
+            "sensitivity_by_subtype": _rate_by([e.get("sub_type") for e in seizure_events],
+                                               outcomes["detected"][seizure], "detected", "tpr"),
+            "sensitivity_by_user": _rate_by([e.get("user_id") for e in seizure_events],
+                                            outcomes["detected"][seizure], "detected", "tpr"),
+            "false_alarm_rate_by_subtype": _rate_by(nonseizure_subtypes, outcomes["any_alarm"][~seizure],
+                                                    "alarmed", "fpr")}, latency
 
 
-def event_metrics(p, labels, event_index, end_time, events, threshold=0.5, step_s=5.0):
-    """Event sensitivity (overall, by subtype, by user), latency, false alarms and per-event CSV rows.
+def event_metrics(p, labels, event_index, end_time, events, threshold, step_s):
+    """Event sensitivity (overall, by subtype, by user), latency, false alarms and per-event CSV rows,
+    a window alarming when p > threshold (no escalation).
 
-    Returns the summary of `_event_summary` plus num_positive_event, n_events, n_events_without_windows,
-    n_events_by_type, sensitivity_by_subtype, sensitivity_by_user, tonic_clonic_tpr,
-    false_alarm_rate_by_subtype and `event_rows` (one dict per event, columns EventID, UserID, Type,
-    SubType, ActualLabel, ModelPrediction, MaxSeizureProbability, LatencyS, NumAlarmEpisodes, dp0..).
+    Returns event_summary's figures plus num_positive_event, n_events, n_events_without_windows,
+    n_events_by_type and `event_rows` (one dict per event, columns EventID, UserID, Type, SubType,
+    ActualLabel, ModelPrediction, MaxSeizureProbability, LatencyS, NumAlarmEpisodes, dp0..).
     ModelPrediction is 1 for a detected seizure event or a non-seizure event with any alarm.
     """
-    table = _event_table(events)
+    table = event_table(events)
     outcomes = _event_outcomes(p, labels, event_index, end_time, table, threshold, step_s)
-    summary, latency = _event_summary(outcomes, table, step_s)
+    summary, latency = event_summary(outcomes, events)
     seizure = table["label"] == 1
     predicted = np.where(seizure, outcomes["detected"], outcomes["any_alarm"])
-    seizure_events = [e for e, is_seizure in zip(events, seizure) if is_seizure]
-    nonseizure_subtypes = [e.get("sub_type") for e, is_seizure in zip(events, seizure) if not is_seizure]
-    detected = outcomes["detected"][seizure]
-    tc_detected = detected[[_is_tonic_clonic(e.get("sub_type")) for e in seizure_events]]
     summary.update({
         "num_positive_event": int(seizure.sum()), "n_events": len(events),
-        "n_events_without_windows": int((outcomes["n_windows"] == 0).sum()),
+        "n_events_without_windows": int((outcomes["n_steps"] == 0).sum()),
         "n_events_by_type": dict(Counter(str(e.get("type")) for e in events)),
-        "sensitivity_by_subtype": _rate_by([e.get("sub_type") for e in seizure_events], detected,
-                                           "detected", "tpr"),
-        "sensitivity_by_user": _rate_by([e.get("user_id") for e in seizure_events], detected, "detected", "tpr"),
-        "tonic_clonic_tpr": _ratio(tc_detected.sum(), len(tc_detected)),
-        "false_alarm_rate_by_subtype": _rate_by(nonseizure_subtypes, outcomes["any_alarm"][~seizure],
-                                                "alarmed", "fpr"),
         "threshold": float(threshold)})
     ev = np.asarray(event_index, dtype=int)
     order = np.lexsort((np.asarray(end_time, dtype=float), ev))
-    p_by_event = np.split(np.asarray(p, dtype=float)[order], np.cumsum(outcomes["n_windows"])[:-1])
+    p_by_event = np.split(np.asarray(p, dtype=float)[order], np.cumsum(outcomes["n_steps"])[:-1])
     rows = []
     for i, event in enumerate(events):
         max_p = outcomes["max_p"][i]
@@ -196,27 +216,27 @@ def event_metrics(p, labels, event_index, end_time, events, threshold=0.5, step_
     return summary
 
 
-def threshold_sweep(p, labels, event_index, end_time, events, thresholds=DEFAULT_SWEEP_THRESHOLDS, step_s=5.0):
+def threshold_sweep(p, labels, event_index, end_time, events, thresholds, step_s):
     """Event sensitivity/FPR, FA/day, median latency and window tpr/fpr at each threshold (lists)."""
-    table = _event_table(events)
+    table = event_table(events)
     keys = ("event_tpr", "event_fpr", "false_alarms_per_day", "latency_median_s", "window_tpr", "window_fpr")
     sweep = {"thresholds": [float(t) for t in thresholds], **{k: [] for k in keys}}
     for threshold in thresholds:
         outcomes = _event_outcomes(p, labels, event_index, end_time, table, threshold, step_s)
-        summary, _ = _event_summary(outcomes, table, step_s)
-        windows = window_metrics(p, labels, threshold)
-        summary.update(window_tpr=windows["tpr"], window_fpr=windows["fpr"])
+        summary, _ = event_summary(outcomes, events)
+        summary.update(zip(("window_tpr", "window_fpr"), window_rates(p, labels, threshold)))
         for key in keys:
             sweep[key].append(summary[key])
     return sweep
 
 
-def evaluate_predictions(p, labels, event_index, end_time, events, threshold=0.5, step_s=5.0):
+def evaluate_predictions(p, labels, event_index, end_time, events, threshold, step_s):
     """Window metrics, event metrics and the sweep in one call: returns (results, event_rows, sweep)."""
     events_result = event_metrics(p, labels, event_index, end_time, events, threshold, step_s)
     event_rows = events_result.pop("event_rows")
     results = {**window_metrics(p, labels, threshold), **events_result}
-    return results, event_rows, threshold_sweep(p, labels, event_index, end_time, events, step_s=step_s)
+    return results, event_rows, threshold_sweep(p, labels, event_index, end_time, events,
+                                                DEFAULT_SWEEP_THRESHOLDS, step_s)
 
 
 def _atomic_write(path, write):

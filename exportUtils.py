@@ -21,9 +21,11 @@ import numpy as np
 import torch
 
 import deepEpiCnn
+import osdbData
 import osdbSim
+import windowing
 
-DEFAULT_LENGTH = 750
+DEFAULT_LENGTH = osdbData.WINDOW_SAMPLES  # input length when a checkpoint does not say
 PARITY_TOLERANCE = 1e-4
 INT8_MIN_AGREEMENT = 0.95
 INT8_MAX_PROB_DIFF = 0.15
@@ -142,7 +144,7 @@ def model_from_checkpoint(path, input_shape=None, num_classes=None, allow_pickle
     """Rebuild the eager DeepEpiCnn of a checkpoint; return (model, input_shape, info)."""
     state, info = load_checkpoint(path, allow_pickle)
     try:
-        model = deepEpiCnn.model_from_state_dict(state)
+        model = deepEpiCnn.model_from_state_dict(state, input_norm=deepEpiCnn.input_norm_of(info.get("config")))
     except ValueError as err:
         raise ExportError(f"{path}: {err}") from None
     classes = model.fc_out.out_features
@@ -235,8 +237,6 @@ def export_program(module, example):
 
 def calibration_windows(osdb_path, input_shape, n=512, seed=0):
     """Up to n real windows from an OSDB file, in the model's input layout, for int8 calibration."""
-    import osdbData
-    import windowing
     events, _ = osdbData.read_osdb_file(check_file(osdb_path))
     windows = windowing.make_windows(events, max(input_shape[1:]))
     if len(windows) == 0:

@@ -1,5 +1,10 @@
-"""Train DeepEpiCnn on WindowSets: AdamW, warm-up/cosine/cool-down LR, balanced batches, resumable.
+"""Train DeepEpiCnn on WindowSets, shaped like torchvision's references/classification/train.py.
 
+`train_one_epoch` and `evaluate` do one epoch and one validation; `fit` holds the epoch loop with
+resume, checkpoint choice and early stopping; `train` is what the main job calls; `main` is the trainer
+alone (`torchrun --nproc_per_node=N nnTrainer.py --config ...`).
+- AdamW (or Adam), warm-up / cosine / cool-down LR per step, or ReduceLROnPlateau per epoch; balanced
+  batches.
 - The checkpoint is chosen on the validation split (never the test split) by `modelSelectionMetric`.
 - `<modelFname>.pt` keeps the earlier pipeline's keys (model_state_dict, config, epoch,
   optimizer_state_dict, val_loss, val_accuracy, sensitivity, far, conv_dropout, dense_dropout ...).
@@ -7,60 +12,48 @@
   from it and ends with the same result, because every epoch's sampling and dropout are seeded from
   (randomSeed, epoch) rather than from whatever ran before.
 - Under torchrun the model is wrapped in DistributedDataParallel (gloo on CPU, nccl on GPU); every rank
-  takes its share of each batch list and only rank 0 writes files.
+  takes its share of each batch. Validation runs on rank 0 and its figures are broadcast, so the LR
+  plateau steps, checkpoint choice and early stopping are the same on every rank; only rank 0 writes.
 """
-import argparse
+import cpuSettings  # noqa: F401, I001  (first: sets OpenMP's waiting before torch loads)
 import json
 import math
-import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-import torch.distributed as dist
 from tqdm import tqdm
 
+import alarmSettings
+import cliUtils
 import configUtils
 import deepEpiCnn
+import distUtils
+import evaluation
 import exportUtils
+import nnTester
+import trainExport
+import trainingData
 
 RESUME_SUFFIX = "_resume.pt"
 
 
-# ---------------------------------------------------------------- distributed helpers
-def init_distributed():
-    """(rank, world_size, device); starts the process group when run by torchrun."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    cuda = torch.cuda.is_available()
-    if world > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if cuda else "gloo")
-    rank = dist.get_rank() if dist.is_initialized() else 0
-    if cuda:
-        local = int(os.environ.get("LOCAL_RANK", "0"))
-        torch.cuda.set_device(local)
-        return rank, world, torch.device("cuda", local)
-    return rank, world, torch.device("cpu")
-
-
-def is_main_process():
-    return not dist.is_initialized() or dist.get_rank() == 0
-
-
-def share_from_main(value):
-    """Rank 0's `value` on every rank (a no-op without torchrun); also a barrier."""
-    if not dist.is_initialized():
-        return value
-    box = [value]
-    dist.broadcast_object_list(box, src=0)
-    return box[0]
+@dataclass
+class TrainedModel:
+    """The chosen checkpoint, read once: the eager model (eval mode, CPU) and its saved facts."""
+    model: torch.nn.Module
+    input_shape: tuple
+    info: dict  # the checkpoint's other keys: epoch, sensitivity, far, config, ...
+    best_path: Path
 
 
 # ---------------------------------------------------------------- schedule and sampling
 def lr_lambda(cfg, total_steps):
     """Multiplier of lrPeak per step: linear warm-up from lrStart, cosine to lrMainEnd, linear to 0."""
-    peak, start, end = cfg["lrPeak"], cfg["lrStart"], cfg["lrMainEnd"]
-    warm, cool = cfg["warmupSteps"], cfg["cooldownSteps"]
-    main = cfg["mainSteps"] or max(total_steps - warm - cool, 1)
+    peak, start, end = cfg.lrPeak, cfg.lrStart, cfg.lrMainEnd
+    warm, cool = cfg.warmupSteps, cfg.cooldownSteps
+    main = cfg.mainSteps or max(total_steps - warm - cool, 1)
 
     def factor(step):
         if step < warm:
@@ -102,20 +95,51 @@ class BatchDataset(torch.utils.data.Dataset):
         return torch.from_numpy(self.windows.batch(idx)), torch.from_numpy(self.windows.labels[idx])
 
 
-# ---------------------------------------------------------------- evaluation and selection
-def predict_proba(model, windows, device, batch_size=1024):
-    """p(seizure) for every window of a WindowSet (eval mode, no grad)."""
-    model.eval()
-    out = []
-    with torch.no_grad():
-        for start in range(0, len(windows), batch_size):
-            x = torch.from_numpy(windows.batch(np.arange(start, min(start + batch_size, len(windows)))))
-            out.append(torch.softmax(model(x.to(device)), dim=1)[:, 1].cpu().numpy())
-    return np.concatenate(out) if out else np.zeros(0, dtype=np.float32)
+def build_model(cfg):
+    return deepEpiCnn.DeepEpiCnn(cfg.sampleFreq * cfg.bufferSeconds, 2, cfg.convDropout, cfg.denseDropout,
+                                 cfg.inputNormalisation)
 
 
-def validation_metrics(model, windows, device):
-    p = predict_proba(model, windows, device)
+def build_optimizer(cfg, model):
+    opt_cls = torch.optim.AdamW if cfg.useAdamW else torch.optim.Adam
+    return opt_cls(model.parameters(), lr=cfg.lrPeak, weight_decay=cfg.weightDecay,
+                   betas=(cfg.adamwBeta1, cfg.adamwBeta2))
+
+
+def build_scheduler(cfg, optimizer, total_steps):
+    if cfg.useLrSchedule:
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg, total_steps))
+    return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=cfg.lrFactor, patience=cfg.lrPatience,
+                                                      min_lr=cfg.lrMin)
+
+
+# ---------------------------------------------------------------- one epoch, one validation
+def train_one_epoch(model, optimizer, step_scheduler, loader, device, desc, show_progress):
+    """One pass over this rank's batches; {"loss", "accuracy"} over the windows of every rank."""
+    model.train()
+    loss_fn = torch.nn.CrossEntropyLoss()
+    loss_sum, correct, seen = 0.0, 0, 0
+    bar = tqdm(loader, desc=desc, disable=not show_progress, leave=False)
+    for x, y in bar:
+        x, y = x.to(device), y.to(device)
+        logits = model(x)
+        loss = loss_fn(logits, y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        if step_scheduler is not None:
+            step_scheduler.step()
+        loss_sum += loss.item() * len(y)
+        correct += int((logits.argmax(1) == y).sum())
+        seen += len(y)
+        bar.set_postfix(loss=f"{loss.item():.4f}")
+    loss_sum, correct, seen = distUtils.reduce_sum([loss_sum, correct, seen])
+    return {"loss": loss_sum / max(seen, 1), "accuracy": correct / max(seen, 1)}
+
+
+def evaluate(model, windows, device):
+    """Validation figures at p(seizure) >= 0.5: val_loss, val_accuracy, sensitivity, far."""
+    p = nnTester.predict_windows(nnTester.eager_predict_fn(model, device), windows)
     y = windows.labels
     eps = 1e-7
     loss = float(-np.mean(np.where(y == 1, np.log(p + eps), np.log(1 - p + eps))))
@@ -126,52 +150,59 @@ def validation_metrics(model, windows, device):
             "sensitivity": tp / max(tp + fn, 1), "far": fp / max(fp + tn, 1)}
 
 
+def evaluate_on_main(model, windows, device):
+    """`evaluate` on rank 0, broadcast: every rank takes the same decisions from the same figures."""
+    return distUtils.broadcast_from_main(evaluate(model, windows, device) if distUtils.is_main_process() else None)
+
+
 def selection_score(metrics, cfg):
     """Higher is better; None when the checkpoint breaks the saveBest limits."""
     tpr, fpr = metrics["sensitivity"], metrics["far"]
-    if tpr < cfg["saveBestMinSensitivity"] or (cfg["saveBestMaxFpr"] is not None and fpr > cfg["saveBestMaxFpr"]):
+    if tpr < cfg.saveBestMinSensitivity or (cfg.saveBestMaxFpr is not None and fpr > cfg.saveBestMaxFpr):
         return None
-    metric = cfg["modelSelectionMetric"]
+    metric = cfg.modelSelectionMetric
     if metric == "val_loss":
         return -metrics["val_loss"]
     if metric == "min_fpr":
         return -fpr + 1e-3 * tpr
     if metric in ("f1", "f_beta"):
-        beta = 1.0 if metric == "f1" else cfg["fBeta"]
+        beta = 1.0 if metric == "f1" else cfg.fBeta
         spec = 1 - fpr
         return (1 + beta ** 2) * spec * tpr / max(beta ** 2 * spec + tpr, 1e-9)
-    return tpr - fpr  # youden, and dual_improvement's single-number stand-in
+    return tpr - fpr  # youden
 
 
-# ---------------------------------------------------------------- checkpoints
-def save_atomic(obj, path):
-    with exportUtils.atomic_output(path) as tmp:
-        torch.save(obj, tmp)
+# ---------------------------------------------------------------- the epoch loop
+def checkpoint_paths(cfg, out_dir):
+    """(best, resume) checkpoint paths in `out_dir`."""
+    return Path(out_dir) / f"{cfg.modelFname}.pt", Path(out_dir) / f"{cfg.modelFname}{RESUME_SUFFIX}"
 
 
-def train_model(config, train_windows, val_windows, out_dir, show_progress=True):
-    """Train (or resume) and write `<modelFname>.pt`; return (best model, history, checkpoint path)."""
-    cfg = configUtils.section(config, "modelConfig")
-    seed = configUtils.get(config, "randomSeed")
-    rank, world, device = init_distributed()
+def best_checkpoint(model, optimizer, run, state, metrics):
+    """The `.pt` in the earlier pipeline's layout."""
+    return {"epoch": state["epoch"], "global_step": state["global_step"],
+            "model_state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+            "optimizer_state_dict": optimizer.state_dict(), "val_loss": metrics["val_loss"],
+            "val_accuracy": metrics["val_accuracy"], "sensitivity": metrics["sensitivity"],
+            "far": metrics["far"], "conv_dropout": run.model.convDropout,
+            "dense_dropout": run.model.denseDropout, "config": run.raw}
+
+
+def fit(run, train_windows, val_windows, out_dir, show_progress=True):
+    """Train (or resume) and write the checkpoints; return the training state (the same on every rank)."""
+    cfg, seed = run.model, run.randomSeed
+    rank, world, device = distUtils.init_distributed_mode()
     torch.set_flush_denormal(True)  # denormal activations made CPU steps ~4x slower here
-    out_dir = Path(out_dir)
-    best_path = out_dir / f"{cfg['modelFname']}.pt"
-    resume_path = out_dir / f"{cfg['modelFname']}{RESUME_SUFFIX}"
-    torch.manual_seed(seed)
-    model = deepEpiCnn.DeepEpiCnn(cfg["sampleFreq"] * cfg["bufferSeconds"], 2, cfg["convDropout"],
-                                  cfg["denseDropout"]).to(device)
-    opt_cls = torch.optim.AdamW if cfg["useAdamW"] else torch.optim.Adam
-    optimizer = opt_cls(model.parameters(), lr=cfg["lrPeak"], weight_decay=cfg["weightDecay"],
-                        betas=(cfg["adamwBeta1"], cfg["adamwBeta2"]))
-    per_epoch = len(train_windows) // cfg["batchSize"]
+    best_path, resume_path = checkpoint_paths(cfg, out_dir)
+    per_epoch = len(train_windows) // cfg.batchSize
     if per_epoch < 1:
-        raise ValueError(f"only {len(train_windows)} training windows for batchSize {cfg['batchSize']}")
-    total = cfg["totalTrainingSteps"] or cfg["epochs"] * per_epoch
+        raise ValueError(f"only {len(train_windows)} training windows for batchSize {cfg.batchSize}")
+    total = cfg.totalTrainingSteps or cfg.epochs * per_epoch
     epochs = math.ceil(total / per_epoch)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg, total)) if cfg["useLrSchedule"] \
-        else torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=cfg["lrFactor"],
-                                                        patience=cfg["lrPatience"], min_lr=cfg["lrMin"])
+    torch.manual_seed(seed)
+    model = build_model(cfg).to(device)
+    optimizer = build_optimizer(cfg, model)
+    scheduler = build_scheduler(cfg, optimizer, total)
     state = {"epoch": 0, "global_step": 0, "history": {}, "best_score": None, "best_epoch": None,
              "stale_epochs": 0}
     if resume_path.exists():
@@ -180,112 +211,88 @@ def train_model(config, train_windows, val_windows, out_dir, show_progress=True)
         optimizer.load_state_dict(saved["optimizer_state_dict"])
         scheduler.load_state_dict(saved["scheduler_state_dict"])
         state = json.loads(saved["train_state"])
-    train_model_ = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
-    loss_fn = torch.nn.CrossEntropyLoss()
+    ddp_model = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
     while state["epoch"] < epochs and state["global_step"] < total:
         epoch = state["epoch"]
         torch.manual_seed(seed * 1000 + epoch)  # dropout of this epoch, the same after a resume
-        batches = epoch_batches(train_windows.labels, cfg["batchSize"], cfg["useBalancedBatches"],
+        batches = epoch_batches(train_windows.labels, cfg.batchSize, cfg.useBalancedBatches,
                                 seed, epoch, rank, world)[:total - state["global_step"]]
         loader = torch.utils.data.DataLoader(BatchDataset(train_windows, batches), batch_size=None,
-                                             num_workers=cfg["numWorkers"])
-        train_model_.train()
-        losses, correct, seen = [], 0, 0
-        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{epochs}", disable=not (show_progress and rank == 0),
-                   leave=False)
-        for x, y in bar:
-            x, y = x.to(device), y.to(device)
-            logits = train_model_(x)
-            loss = loss_fn(logits, y)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            if cfg["useLrSchedule"]:
-                scheduler.step()
-            state["global_step"] += 1
-            losses.append(loss.item())
-            correct += int((logits.argmax(1) == y).sum())
-            seen += len(y)
-            bar.set_postfix(loss=f"{np.mean(losses[-20:]):.4f}")
-        metrics = validation_metrics(model, val_windows, device)
-        if not cfg["useLrSchedule"]:
+                                             num_workers=cfg.numWorkers)
+        figures = train_one_epoch(ddp_model, optimizer, scheduler if cfg.useLrSchedule else None, loader,
+                                  device, f"epoch {epoch + 1}/{epochs}", show_progress and rank == 0)
+        state["global_step"] += len(batches)
+        metrics = evaluate_on_main(model, val_windows, device)
+        if not cfg.useLrSchedule:
             scheduler.step(metrics["val_loss"])
-        metrics.update(loss=float(np.mean(losses)), accuracy=correct / max(seen, 1),
-                       lr=optimizer.param_groups[0]["lr"])
+        metrics.update(figures, lr=optimizer.param_groups[0]["lr"])
         for key, value in metrics.items():
             state["history"].setdefault(key, []).append(value)
         score = selection_score(metrics, cfg)
         improved = score is not None and (state["best_score"] is None or score > state["best_score"])
         state["epoch"] = epoch + 1
         state["stale_epochs"] = 0 if improved else state["stale_epochs"] + 1
+        if improved:
+            state["best_score"], state["best_epoch"] = score, epoch + 1
+        if improved or not best_path.exists():
+            distUtils.save_on_master(best_checkpoint(model, optimizer, run, state, metrics), best_path)
+        distUtils.save_on_master({"model_state_dict": model.state_dict(), "optimizer_state_dict": optimizer.state_dict(),
+                                  "scheduler_state_dict": scheduler.state_dict(), "train_state": json.dumps(state)},
+                                 resume_path)
         if rank == 0:
-            if improved or not best_path.exists():
-                state["best_score"], state["best_epoch"] = (score, epoch + 1) if improved else \
-                    (state["best_score"], state["best_epoch"])
-                save_atomic(best_checkpoint(model, optimizer, config, cfg, state, metrics), best_path)
-            save_atomic({"model_state_dict": model.state_dict(), "optimizer_state_dict": optimizer.state_dict(),
-                         "scheduler_state_dict": scheduler.state_dict(), "train_state": json.dumps(state)},
-                        resume_path)
             tqdm.write(f"epoch {epoch + 1}: loss {metrics['loss']:.4f} val_loss {metrics['val_loss']:.4f} "
                        f"val TPR {metrics['sensitivity']:.3f} FPR {metrics['far']:.4f}"
                        f"{'  (best so far)' if improved else ''}")
-        elif improved:
-            state["best_score"], state["best_epoch"] = score, epoch + 1
-        if not cfg["useLrSchedule"] and state["stale_epochs"] >= cfg["earlyStoppingPatience"]:
+        if not cfg.useLrSchedule and state["stale_epochs"] >= cfg.earlyStoppingPatience:
             break
-    if dist.is_initialized():
-        dist.barrier()
-    best = exportUtils.model_from_checkpoint(best_path)[0]
-    return best, state["history"], best_path
+    distUtils.barrier()
+    return state
 
 
-def best_checkpoint(model, optimizer, config, cfg, state, metrics):
-    """The `.pt` in the earlier pipeline's layout."""
-    return {"epoch": state["epoch"], "global_step": state["global_step"],
-            "model_state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-            "optimizer_state_dict": optimizer.state_dict(), "val_loss": metrics["val_loss"],
-            "val_accuracy": metrics["val_accuracy"], "sensitivity": metrics["sensitivity"],
-            "far": metrics["far"], "conv_dropout": cfg["convDropout"], "dense_dropout": cfg["denseDropout"],
-            "config": config}
+def load_trained(run, out_dir):
+    """The run's chosen checkpoint in `out_dir`, read once."""
+    best_path = checkpoint_paths(run.model, out_dir)[0]
+    model, shape, info = exportUtils.model_from_checkpoint(best_path)
+    return TrainedModel(model.eval(), shape, info, best_path)
 
 
-def export_formats(config, best_path, calibration=None):
-    """Write and verify `.ptl` / `.pte` beside the `.pt` as the config asks; raise on any failure."""
-    cfg = configUtils.section(config, "modelConfig")
-    model, shape, _ = exportUtils.model_from_checkpoint(best_path)
-    reports = {}
-    if "ptl" in cfg["exportFormats"]:
-        reports["ptl"] = exportUtils.export_ptl(model, shape, best_path.with_suffix(".ptl"))
-    if "pte" in cfg["exportFormats"]:
-        reports["pte"] = exportUtils.export_pte(model, shape, best_path.with_suffix(".pte"), cfg["pteBackend"])
-        if cfg["quantize"] == "int8":
-            int8_path = best_path.with_name(best_path.stem + "_int8.pte")
-            reports["pte_int8"] = exportUtils.export_pte(model, shape, int8_path, "xnnpack", "int8", calibration)
-    return reports
+def train(run, train_windows, val_windows, out_dir, show_progress=True):
+    """`fit`, then on rank 0 the history (JSON and plot) and the chosen checkpoint; None on other ranks."""
+    state = fit(run, train_windows, val_windows, out_dir, show_progress)
+    if not distUtils.is_main_process():
+        return None
+    out_dir = Path(out_dir)
+    exportUtils.write_json_atomic(out_dir / "training_history.json", state["history"])
+    evaluation.plot_training_history(state["history"], out_dir / f"{run.model.modelFname}_training.png")
+    return load_trained(run, out_dir)
 
 
+# ---------------------------------------------------------------- the trainer alone
 def get_args_parser():
-    parser = argparse.ArgumentParser(description="Train DeepEpiCnn alone on prepared window files")
+    parser = cliUtils.CliParser(description="Train DeepEpiCnn alone: data as the main job prepares it, "
+                                            "then the verified exports and app entries")
     parser.add_argument("--config", default="nnConfig.json")
     parser.add_argument("--outDir", default="output/trainer")
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks")
     return parser
 
 
-def main(args):
-    """Trainer alone (torchrun-able): prepare data as runSequence does, train, export on rank 0."""
-    import runSequence
-    config, _ = configUtils.load_config(args.config)
-    init_distributed()
-    if is_main_process():
-        Path(args.outDir).mkdir(parents=True, exist_ok=True)
-        runSequence.osdb_paths(config)  # writes the simulated database once, before other ranks read it
-    share_from_main(None)
-    data = runSequence.prepare_data(config, Path(args.outDir))
-    _, history, best_path = train_model(config, data["train"], data["val"], args.outDir)
-    if is_main_process():
-        for report in export_formats(config, best_path).values():
-            print(f"{report['path']}: verified, {exportUtils.parity_text(report['parity'])}")
+def main(argv=None):
+    """Prepare data as runSequence does, train (torchrun-able), then on rank 0 the alarm settings and exports."""
+    args = get_args_parser().parse_args(argv)
+    run, _ = configUtils.load_run_config(args.config)
+    distUtils.init_distributed_mode()
+    out_dir = Path(args.outDir)
+    if distUtils.is_main_process():
+        out_dir.mkdir(parents=True, exist_ok=True)
+    events, source = trainingData.read_events(run)
+    data = trainingData.prepare_split(run, trainingData.fold_splits(run, events)[0], source, out_dir)
+    trained = train(run, data.train, data.val, out_dir)
+    if trained is not None:
+        alarm = alarmSettings.choose_alarm_settings(run, trained.model, data, out_dir)
+        trainExport.export_trained(run, trained, data.train, alarm)
+    return 0
 
 
 if __name__ == "__main__":
-    main(get_args_parser().parse_args())
+    cliUtils.run_cli(main)

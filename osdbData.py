@@ -1,6 +1,8 @@
-"""Read, clean, filter, split and augment OpenSeizureDatabase (OSDB) events.
+"""Read and clean OpenSeizureDatabase (OSDB) events (filters: osdbFilters.py, splits: osdbSplit.py).
 
-Reading (`read_osdb_file`): a file is a JSON array of events (or one event object). It is parsed one
+Reading (`read_osdb_file`): a file is a JSON array of events (or one event object, which has
+`datapoints`); an empty array, or an object that is no event (e.g. one holding the events under a key),
+is an OsdbFileError naming the file. It is parsed one
 event at a time from a buffered read, and each event's rawData/rawData3D become numpy arrays at once,
 so peak memory stays near one event's Python objects plus the arrays kept.
 Cleaning, with a count per reason in `ReadStats.skipped` (records dropped) or `ReadStats.repaired`:
@@ -29,6 +31,7 @@ import numpy as np
 
 SAMPLES_PER_DP = 125
 SAMPLE_RATE_HZ = 25.0
+WINDOW_SAMPLES = 750  # the app's 30 s buffer: 6 datapoints
 MAX_DP_GAP_S = 7.5  # datapoints further apart than this are not contiguous (nominal spacing 5 s)
 TYPE_LABELS = {"seizure": 1, "false alarm": 0, "nda": 0}
 
@@ -59,6 +62,7 @@ class Event:
     alarm_state: np.ndarray  # int8 (n,), -1 when missing
     hr: np.ndarray  # float32 (n,), nan when missing
     source: object  # dataSourceName or None
+    osd_settings: dict = field(default_factory=dict)  # OSD settings the file records (alarmThresh, ...)
 
     def summary(self):
         """The scalar fields as a dict (what evaluation.py expects)."""
@@ -166,25 +170,35 @@ class _JsonStream:
         if self._next_char():
             raise self.error(f"invalid JSON at char {self.consumed + self.pos}: extra data after the value")
 
+    def _single_event(self, obj):
+        """The one event of a file holding an object; OsdbFileError when the object is no event."""
+        if "datapoints" in obj:
+            return obj
+        lists = {k: len(v) for k, v in obj.items() if isinstance(v, list) and v and isinstance(v[0], dict)}
+        if lists:
+            key, n = max(lists.items(), key=lambda kv: kv[1])
+            raise self.error(f"a JSON object holding {n} records under {key!r}, not an OSDB event list "
+                             "(a JSON array of events)")
+        raise self.error("a JSON object without datapoints, not an OSDB event or a JSON array of events")
+
     def values(self):
         first = self._next_char()
         if first == "{":
-            yield self._decode()
+            yield self._single_event(self._decode())
         elif first == "[":
             self.pos += 1
             if self._next_char() == "]":
+                raise self.error("an empty JSON array: no events")
+            while True:
+                self._next_char()
+                yield self._decode()
+                sep = self._next_char()
                 self.pos += 1
-            else:
-                while True:
-                    self._next_char()
-                    yield self._decode()
-                    sep = self._next_char()
-                    self.pos += 1
-                    if sep == "]":
-                        break
-                    if sep != ",":
-                        raise self.error(f"invalid JSON at char {self.consumed + self.pos - 1}: "
-                                         "expected ',' or ']' between events")
+                if sep == "]":
+                    break
+                if sep != ",":
+                    raise self.error(f"invalid JSON at char {self.consumed + self.pos - 1}: "
+                                     "expected ',' or ']' between events")
         elif first == "":
             raise self.error("empty file")
         else:
@@ -284,6 +298,19 @@ def _datapoints(dps, stats):
             [raw3d[i] for i in kept])
 
 
+def _osd_settings(obj, dps):
+    """The OSD algorithm settings an event was recorded with (alarmThresh, alarmRatioThresh, alarmFreqMin,
+    alarmFreqMax; integers only): its first datapoint's where it records them, else the event's."""
+    first = next((dp for dp in dps if isinstance(dp, dict)), {})
+    settings = {}
+    for key in ("alarmThresh", "alarmRatioThresh", "alarmFreqMin", "alarmFreqMax"):
+        values = [_real(first.get(key)), _real(obj.get(key))]
+        value = next((v for v in values if v is not None and np.isfinite(v) and v == int(v)), None)
+        if value is not None:
+            settings[key] = int(value)
+    return settings
+
+
 def _event(obj, stats):
     """An Event from one decoded event object, or (None, reason) when it is skipped."""
     if not isinstance(obj, dict):
@@ -308,7 +335,7 @@ def _event(obj, stats):
                  sub_type=obj.get("subType"), desc="" if desc is None else str(desc), data_time=data_time,
                  seizure_times=_seizure_times(obj.get("seizureTimes"), stats), label=label,
                  dp_times=times, mag=mag, acc3d=_acc3d(raw3d, stats), alarm_state=alarm_state, hr=hr,
-                 source=None if source is None else str(source)), None
+                 source=None if source is None else str(source), osd_settings=_osd_settings(obj, dps)), None
 
 
 def read_osdb_file(path, log=None):
@@ -351,57 +378,6 @@ def read_osdb_files(paths, log=None):
     return events, total
 
 
-_FILTER_LISTS = {  # eventFilters key -> (Event attribute, include?)
-    "includeUserIds": ("user_id", True), "excludeUserIds": ("user_id", False),
-    "includeTypes": ("type", True), "excludeTypes": ("type", False),
-    "includeSubTypes": ("sub_type", True), "excludeSubTypes": ("sub_type", False),
-    "includeDataSources": ("source", True), "excludeDataSources": ("source", False),
-}
-_FILTER_FLAGS = ("includeText", "excludeText", "require3dData", "requireHrData", "requireO2SatData")
-
-
 def norm_key(value):
     """Comparison key for ids and names: case-insensitive text, None as "null"."""
     return "null" if value is None else str(value).strip().lower()
-
-
-def filter_events(events, event_filters, invalid_events=None):
-    """Apply the earlier pipeline's `eventFilters` and drop the ids in `invalid_events` (osdbConfig's list).
-
-    Lists compare case-insensitively as text (39 matches "39"; a missing subType or dataSourceName
-    matches "null"); empty or absent lists do not filter. Text filters look for substrings of `desc`,
-    ignoring case. require3dData needs acc3d, requireHrData at least one valid hr. Keys starting with "_"
-    or ending in "_desc" are ignored; other unknown keys, and a true requireO2SatData (O2 saturation is
-    not read), raise ValueError. Returns (kept events, {reason: events dropped, "kept": n}); an event
-    counts under the first rule that drops it: invalid, then the lists in key order, text, data."""
-    cfg = {k: v for k, v in (event_filters or {}).items() if not (k.startswith("_") or k.endswith("_desc"))}
-    unknown = set(cfg) - set(_FILTER_LISTS) - set(_FILTER_FLAGS)
-    if unknown:
-        raise ValueError(f"unknown eventFilters keys: {sorted(unknown)}")
-    if cfg.get("requireO2SatData"):
-        raise ValueError("requireO2SatData is not supported: O2 saturation is not read")
-    invalid = {norm_key(i) for i in invalid_events or ()}
-    rules = [("invalid_event", lambda e: norm_key(e.id) in invalid)]
-    for key, (attr, include) in _FILTER_LISTS.items():
-        names = {norm_key(v) for v in cfg.get(key) or []}
-        if names:
-            rules.append((key, lambda e, a=attr, n=names, inc=include: (norm_key(getattr(e, a)) in n) != inc))
-    include_text = [t.lower() for t in cfg.get("includeText") or []]
-    exclude_text = [t.lower() for t in cfg.get("excludeText") or []]
-    if include_text:
-        rules.append(("includeText", lambda e: not any(t in e.desc.lower() for t in include_text)))
-    if exclude_text:
-        rules.append(("excludeText", lambda e: any(t in e.desc.lower() for t in exclude_text)))
-    if cfg.get("require3dData"):
-        rules.append(("require3dData", lambda e: e.acc3d is None))
-    if cfg.get("requireHrData"):
-        rules.append(("requireHrData", lambda e: not np.isfinite(e.hr).any()))
-    kept, stats = [], Counter()
-    for event in events:
-        reason = next((name for name, drops in rules if drops(event)), None)
-        if reason is None:
-            kept.append(event)
-        else:
-            stats[reason] += 1
-    stats["kept"] = len(kept)
-    return kept, dict(stats)

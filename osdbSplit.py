@@ -10,6 +10,7 @@ import numpy as np
 
 from osdbData import MAX_DP_GAP_S, SAMPLE_RATE_HZ, SAMPLES_PER_DP, norm_key
 
+
 def _check_prop(name, value):
     if not 0.0 <= value < 1.0:
         raise ValueError(f"{name} must be in [0, 1), got {value}")
@@ -131,24 +132,23 @@ def noisy_copy(event, std_mg, rng):
 
 
 def augment_events(events, cfg, rng):
-    """Training events plus augmented copies of the seizure events, as the earlier pipeline did.
+    """Training events plus augmented copies, as the earlier pipeline did; `cfg` is a
+    configUtils.DataConfig (dataProcessing).
 
-    `cfg` is `dataProcessing`: phaseAugmentation (phaseAugmentationStep, default 1) runs first, then
-    noiseAugmentation (noiseAugmentationFactor copies, default 1, of noiseAugmentationValue mg, default
-    30) on the seizure events and their phase copies; with noiseAugmentationNegatives also one noisy copy
-    of each non-seizure event, so that noise alone does not mark a seizure. Copies keep their source's id and share its
-    unchanged arrays; originals are not modified. userAugmentation is not supported (ValueError)."""
-    if cfg.get("userAugmentation"):
-        raise ValueError("userAugmentation is not supported")
+    phaseAugmentation (every phaseAugmentationStep samples) runs first on the seizure events, then
+    noiseAugmentation: noiseAugmentationFactor noisy copies (noiseAugmentationValue mg) of the seizure
+    events and their phase copies, and with noiseAugmentationNegatives one noisy copy of each
+    non-seizure event, so that noise alone does not mark a seizure. Copies keep their source's id and
+    share its unchanged arrays; originals are not modified."""
     out = list(events)
     seizures = [e for e in events if e.label == 1]
-    if cfg.get("phaseAugmentation"):
-        shifted = [c for e in seizures for c in phase_shifted_copies(e, int(cfg.get("phaseAugmentationStep", 1)))]
+    if cfg.phaseAugmentation:
+        shifted = [c for e in seizures for c in phase_shifted_copies(e, cfg.phaseAugmentationStep)]
         out += shifted
         seizures += shifted
-    if cfg.get("noiseAugmentation"):
-        std = float(cfg.get("noiseAugmentationValue", 30.0))
-        out += [noisy_copy(e, std, rng) for e in seizures for _ in range(int(cfg.get("noiseAugmentationFactor", 1)))]
-        if cfg.get("noiseAugmentationNegatives"):
+    if cfg.noiseAugmentation:
+        std = float(cfg.noiseAugmentationValue)
+        out += [noisy_copy(e, std, rng) for e in seizures for _ in range(cfg.noiseAugmentationFactor)]
+        if cfg.noiseAugmentationNegatives:
             out += [noisy_copy(e, std, rng) for e in events if e.label != 1]
     return out

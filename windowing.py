@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from osdbData import MAX_DP_GAP_S, SAMPLE_RATE_HZ, SAMPLES_PER_DP
+from osdbData import MAX_DP_GAP_S, SAMPLE_RATE_HZ, SAMPLES_PER_DP, WINDOW_SAMPLES
 
 LABEL_MODES = ("event", "seizureTimes")
 _GATE_CHUNK = 1 << 16
@@ -40,9 +40,15 @@ class WindowSet:
     event_index: np.ndarray  # int32 (n,) position of the window's event in the events list
     end_time: np.ndarray  # float64 (n,) seconds of the last sample relative to the event's data_time
     window_samples: int
+    step_samples: int  # samples between successive windows of a segment
 
     def __len__(self):
         return len(self.starts)
+
+    @property
+    def step_s(self):
+        """Seconds between successive windows: the time each window stands for in rates per day."""
+        return self.step_samples / SAMPLE_RATE_HZ
 
     def batch(self, idx):
         """A new contiguous float32 array (len(idx), 1, window_samples) of the windows at idx."""
@@ -53,7 +59,7 @@ class WindowSet:
     def select(self, idx):
         """The windows at idx (indices or a bool mask) as a WindowSet sharing this signal."""
         return WindowSet(self.signal, self.starts[idx], self.labels[idx], self.event_index[idx],
-                         self.end_time[idx], self.window_samples)
+                         self.end_time[idx], self.window_samples, self.step_samples)
 
 
 def segment_bounds(dp_times, max_gap_s=MAX_DP_GAP_S):
@@ -77,7 +83,7 @@ def window_labels(event, end_time, window_s, label_mode="seizureTimes", min_over
     return (overlap >= min(min_overlap_s, end - start) - 1e-9).astype(np.int64)
 
 
-def make_windows(events, window_samples=750, step_samples=SAMPLES_PER_DP, label_mode="seizureTimes",
+def make_windows(events, window_samples=WINDOW_SAMPLES, step_samples=SAMPLES_PER_DP, label_mode="seizureTimes",
                  min_overlap_s=5.0, seizure_event_negatives="keep"):
     """WindowSet of every event's windows: per segment, one window ending every step_samples samples
     (counted from the segment start) once window_samples samples exist. seizure_event_negatives "drop"
@@ -114,7 +120,7 @@ def make_windows(events, window_samples=750, step_samples=SAMPLES_PER_DP, label_
         return np.concatenate(arrays).astype(dtype, copy=False) if arrays else np.zeros(0, dtype=dtype)
 
     return WindowSet(joined(parts, np.float32), joined(starts, np.int64), joined(labels, np.int64),
-                     joined(event_index, np.int32), joined(end_times, np.float64), window_samples)
+                     joined(event_index, np.int32), joined(end_times, np.float64), window_samples, step_samples)
 
 
 def _gate_rows(rows, threshold_pct):

@@ -16,6 +16,9 @@ import deepEpiCnn  # noqa: E402
 # pytest-xdist runs two workers on two cores: one thread each (and in the scripts they start), or
 # OpenMP threads spin against each other and everything runs several times slower.
 os.environ["OMP_NUM_THREADS"] = "1"
+# The phone check of converters and the main job (emulated ARM CPUs, ~1 minute a call): only in
+# test_phone_check.py, which turns it on where it needs it.
+os.environ["OSD_PHONE_CHECK"] = "off"
 torch.set_num_threads(1)
 
 

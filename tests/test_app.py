@@ -4,6 +4,7 @@ import json
 import numpy as np
 import pytest
 
+import appEvaluation
 import appIndex
 import appReplay
 import exportUtils
@@ -55,7 +56,78 @@ def test_replay_cli_prints_alarms_and_draws_timelines(exported, tmp_path):
     assert "seizure events detected" in res.stdout.splitlines()[-1]
     assert (tmp_path / "plots" / "event_45781.png").stat().st_size > 1000
     saved = json.loads((tmp_path / "replay.json").read_text())
-    assert saved["settings"]["seizure_probability_threshold_pct"] == 50 and len(saved["events"]) == 10
+    assert saved["models"]["model.pte"]["seizure_probability_threshold_pct"] == 50 and len(saved["events"]) == 10
+    assert set(saved["events"][0]["states"]) == {"model.pte", "OSD", "app", "recorded"}
+    lines = res.stdout.splitlines()
+    assert [line.split(":")[0] for line in lines[-4:]] == ["model.pte", "OSD", "recorded", "app"]
+
+
+def test_input_size_comes_from_the_program(exported, tmp_path):
+    """Bug 8: without <model>.json the replay assumed input_size 125 for a program taking 750."""
+    tmp, _, _ = exported
+    bare = tmp_path / "bare.pte"
+    bare.write_bytes((tmp / "model.pte").read_bytes())
+    assert appReplay.app_settings(bare)["input_size"] == 750
+    (tmp_path / "bare.json").write_text(json.dumps({"input_size": 125}))
+    with pytest.raises(ValueError, match="input_size 125 but the program takes 750"):
+        appReplay.app_settings(bare)
+
+
+def _event_with(seizure_times, n=20, loud_from=14):
+    """An event of n noisy datapoints (1 g +- 10 %), 2 g from datapoint loud_from on."""
+    rng = np.random.default_rng(0)
+    level = np.where(np.arange(n) >= loud_from, 2000.0, 1000.0)[:, None]
+    mag = (level + rng.normal(0, 100, (n, 125))).astype(np.float32)
+    return osdbData.Event(id=7, user_id=1, type="Seizure", sub_type="Focal", desc="", data_time=0.0,
+                          seizure_times=seizure_times, label=1, dp_times=5.0 * np.arange(1, n + 1), mag=mag,
+                          acc3d=None, alarm_state=np.full(n, -1, np.int8), hr=np.full(n, np.nan, np.float32),
+                          source=None)
+
+
+def test_alarm_after_the_seizure_is_no_detection():
+    """Bug 8: an ALARM after the seizure ended counted as a detection; now only ALARM inside it does,
+    as in the evaluation."""
+    loud = lambda batch: np.where(batch[:, 0, -125:].mean(axis=1) > 1.5, 0.9, 0.1)  # noqa: E731
+    settings = {"input_size": 750, "accel_std_threshold_pct": 5, "seizure_probability_threshold_pct": 50}
+    for seizure_times, detected in (((30.0, 50.0), False), ((30.0, 90.0), True)):
+        event = _event_with(seizure_times)
+        run = appReplay.replay([event], {"m": (loud, settings)})
+        per_event, summary = appReplay.detections(run["states"]["m"], run["timeline"], [event])
+        assert per_event[0]["first_alarm_s"] == 85.0  # in alarm from t = 75 s, ALARM on the 3rd
+        assert per_event[0]["detected"] is detected and summary["event_tp"] == int(detected)
+        windows = windowing.make_windows([event])
+        p = loud(windows.batch(np.arange(len(windows)))) * windowing.movement_gate(windows, 5)
+        assert appEvaluation.evaluate_app(p, windows, [event], 0.5)[0]["ml_event_tp"] == int(detected)
+    assert per_event[0]["latency_s"] == 55.0
+
+
+@pytest.mark.parametrize("content, problem", [
+    ('{"events": [EVENT]}', "a JSON object holding 1 records under 'events'"),
+    ("[]", "an empty JSON array"),
+    ('[{"type": "Seizure", "dataTime": "yesterday", "datapoints": []}]', "none of its 1 events is usable"),
+])
+def test_a_file_that_is_no_event_list_is_an_error_naming_it(tmp_path, content, problem):
+    """Bug 11: such files were read as zero events ("0 of 0 seizure events detected", exit 0)."""
+    path = tmp_path / "bad.json"
+    path.write_text(content.replace("EVENT", (FIXTURES / "event_45781_tonic_clonic.json").read_text()))
+    with pytest.raises(ValueError, match=problem) as err:
+        appReplay.main([str(path)])
+    assert str(path) in str(err.value)
+
+
+def test_dropped_datapoints_are_reported_by_reason(tmp_path, capsys):
+    """Bug 12: datapoints with bad rawData were dropped without a word."""
+    event = json.loads((FIXTURES / "event_45781_tonic_clonic.json").read_text())
+    event["datapoints"][0]["rawData"][3] = None
+    event["datapoints"][1]["rawData"][0] = "1000"
+    event["datapoints"][2]["rawData"] = event["datapoints"][2]["rawData"][:100]
+    path = tmp_path / "bad_datapoints.json"
+    path.write_text(json.dumps([event]))
+    assert appReplay.main([str(path)]) == 0  # the OSD algorithm alone: no model given
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == (f"{path}: kept 1/1 events, 26/30 datapoints; 2 dp_raw_not_numeric, "
+                      "1 dp_raw_wrong_length, 1 dp_duplicate_raw")
+    assert out[-1].startswith("app: 1 of 1 seizure events detected")
 
 
 def test_entry_fields_and_index_merge(exported, tmp_path):

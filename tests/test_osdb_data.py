@@ -1,4 +1,5 @@
-"""Tests for osdbData: reading and cleaning OSDB files, event filters, splits and augmentation."""
+"""Tests for osdbData, osdbFilters and osdbSplit: reading and cleaning OSDB files, event filters, splits and
+augmentation."""
 import json
 from collections import Counter
 from datetime import datetime, timezone
@@ -7,8 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import configUtils
 import osdbData
-from osdbData import Event, OsdbFileError, filter_events, parse_time, read_osdb_file, read_osdb_files
+from osdbData import Event, OsdbFileError, parse_time, read_osdb_file, read_osdb_files
+from osdbFilters import filter_events
 from osdbSplit import augment_events, kfold_splits, noisy_copy, phase_shifted_copies, split_events
 
 FIXTURE = Path(__file__).parent / "fixtures" / "event_45781_tonic_clonic.json"
@@ -30,6 +33,11 @@ def event_dict(event_id=1, n=8, event_type="Seizure", **fields):
     return {"id": event_id, "userId": 7, "type": event_type, "subType": "Tonic-Clonic", "desc": "A big one",
             "dataTime": iso(T0), "seizureTimes": [0, 20], "dataSourceName": "Garmin",
             "datapoints": [dp_dict(T0 + 5 * k, 1000.0 + k) for k in range(n)], **fields}
+
+
+def data_config(**values):
+    """configUtils.DataConfig: the schema's defaults, with `values` set."""
+    return configUtils.build_section(configUtils.DataConfig, {"dataProcessing": values}, "dataProcessing")
 
 
 def write_json(tmp_path, obj, name="osdb.json"):
@@ -146,7 +154,12 @@ def test_parse_time_accepts_the_documented_formats():
 @pytest.mark.parametrize("text, problem", [
     (None, "cannot open"), ("", "empty file"), ("  \n", "empty file"), ("[{\"id\": 1}", "invalid JSON"),
     ("[{\"id\": 1}] x", "extra data"), ("42", "not a JSON array or object"), ("[{} {}]", "expected ','"),
-    ("[{\"a\": tru}]", "invalid JSON"), ("{\"a\": \"unterminated", "Unterminated string")])
+    ("[{\"a\": tru}]", "invalid JSON"), ("{\"a\": \"unterminated", "Unterminated string"),
+    # bug 11 (issue 13): no longer read as zero events
+    ("[]", "an empty JSON array: no events"), (" [ \n ] ", "an empty JSON array: no events"),
+    ("{\"events\": [{\"id\": 1, \"datapoints\": []}, {\"id\": 2}]}",
+     "a JSON object holding 2 records under 'events', not an OSDB event list"),
+    ("{\"id\": 1, \"type\": \"Seizure\"}", "a JSON object without datapoints")])
 def test_unusable_files_raise_one_line_osdb_file_error(tmp_path, text, problem):
     path = tmp_path / "bad.json"
     if text is not None:
@@ -244,7 +257,8 @@ def test_kfold_puts_each_event_in_exactly_one_test_fold(by_user):
 def test_noise_augmentation_adds_copies_of_seizure_events_only():
     events = [make_event(1, n=40, with_3d=True), make_event(2, n=40), make_event(3, label=0)]
     before = events[0].mag.copy()
-    cfg = {"noiseAugmentation": True, "noiseAugmentationFactor": 3, "noiseAugmentationValue": 30.0}
+    cfg = data_config(noiseAugmentation=True, noiseAugmentationFactor=3, noiseAugmentationValue=30.0,
+                      noiseAugmentationNegatives=False)
     out = augment_events(events, cfg, np.random.default_rng(0))
     assert out[:3] == events and len(out) == 3 + 2 * 3
     assert np.array_equal(events[0].mag, before)
@@ -271,6 +285,6 @@ def test_phase_shift_reslices_the_signal_and_times_exactly():
     event.dp_times[2:] += 20.0  # a gap between datapoints 1 and 2: the copy's datapoint 1 would span it
     (copy,) = phase_shifted_copies(event, 100)
     assert copy.mag[:, 0].tolist() == [100.0, 350.0]
-    cfg = {"phaseAugmentation": True, "phaseAugmentationStep": 50, "noiseAugmentation": True,
-           "noiseAugmentationFactor": 2}
+    cfg = data_config(phaseAugmentation=True, phaseAugmentationStep=50, noiseAugmentation=True,
+                      noiseAugmentationFactor=2, noiseAugmentationNegatives=False)
     assert len(augment_events([event, make_event(2, label=0)], cfg, np.random.default_rng(0))) == 2 + 2 + 3 * 2

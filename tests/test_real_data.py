@@ -4,9 +4,8 @@ import os
 import numpy as np
 import pytest
 
-from realData import (adl_codes_to_g, adl_windows, evaluate_adl, evaluate_real_event,
-                      gated_predictions, load_adl_recordings, plot_event_timeline, read_adl_file,
-                      read_event, resample_32_to_25)
+from realData import (adl_codes_to_g, adl_windows, evaluate_adl, evaluate_real, evaluate_real_event, format_real,
+                      gated_predictions, load_adl_recordings, read_adl_file, read_event, resample_32_to_25)
 from windowing import make_windows
 
 FIXTURE = os.path.join(os.path.dirname(__file__), "fixtures", "event_45781_tonic_clonic.json")
@@ -106,6 +105,15 @@ def test_evaluate_adl(tmp_path):
     assert r["by_activity"]["Sit"] == {"n_recordings": 1, "n_windows": 1, "n_alarm_windows": 0,
                                        "window_alarm_rate": 0.0, "recordings_with_alarm": 0, "alarm_episodes": 0}
     assert r["by_activity"]["Walk"]["window_alarm_rate"] == 1.0
+    # the app's view: moving.txt's 8 datapoints and still.txt's 6 (short.txt has no window)
+    assert r["app_hours"] == pytest.approx(14 * 5 / 3600) and r["app_recordings"] == 2
+    ml = r["app"]["ml"]  # moving.txt in alarm on datapoints 6-8: OK, WARNING, ALARM; still.txt gated
+    assert ml["window_end_alarm_fraction"] == 0.25 and ml["single_window_alarm_fraction"] == 0.75
+    assert ml["alarm_episodes"] == 1 and ml["recordings_with_alarm"] == 1
+    assert ml["alarm_episodes_per_day"] == pytest.approx(24 * 3600 / 70)
+    assert r["app_by_activity"]["Sit"]["ml"] == 0.0 and r["app_by_activity"]["Walk"]["ml"] == pytest.approx(1 / 3)
+    assert set(r["app"]) == {"ml", "osd", "combined"}
+    assert r["app"]["osd"]["window_end_alarm_fraction"] <= r["app"]["combined"]["window_end_alarm_fraction"]
     json.dumps(r)
 
 
@@ -143,6 +151,39 @@ def test_evaluate_real_event_with_stub(tmp_path):
     json.dumps(r)
 
 
+def test_real_event_with_the_apps_escalation():
+    """p = 1 on every moving window: in alarm at -47 s, then (after the 4 gated windows) from -21 s;
+    ALARM on the 3rd in a row at -11 s. The OSD (recomputed with the recorded alarmThresh 900) and the
+    recorded state reach ALARM at 0 s, on the same datapoints."""
+    always = evaluate_real_event(lambda w: np.ones(len(w)), FIXTURE, threshold=0.5)
+    assert always["app"]["ml"] == {"alarm_in_seizure": True, "latency_s": 39.0, "first_alarm_s": -11.0,
+                                   "n_alarm_datapoints": 17}
+    for column in ("osd", "osd_recorded"):
+        assert always["app"][column] == {"alarm_in_seizure": True, "latency_s": 50.0, "first_alarm_s": 0.0,
+                                         "n_alarm_datapoints": 7}
+    assert always["app"]["combined"]["latency_s"] == 39.0
+    assert always["osd_recorded_dp_agreement"] == 1.0 and always["osd_recorded_n_datapoints"] == 28
+    never = evaluate_real_event(lambda w: np.zeros(len(w)), FIXTURE)
+    assert not never["app"]["ml"]["alarm_in_seizure"] and never["app"]["ml"]["first_alarm_s"] is None
+    assert never["app"]["combined"] == never["app"]["osd"]
+
+
+def test_evaluate_real_and_its_lines(tmp_path):
+    (tmp_path / "osdb_example").mkdir()
+    (tmp_path / "osdb_example" / "event_45781.json").write_bytes(open(FIXTURE, "rb").read())
+    rng = np.random.default_rng(0)
+    _write_adl(str(tmp_path / "adl_wrist" / "Walk" / "moving.txt"), rng.integers(10, 54, size=(1280, 3)))
+    real = evaluate_real(tmp_path, lambda w: np.ones(len(w)), 0.5, 5.0, plot_dir=tmp_path)
+    assert set(real) == {"event_45781", "adl_wrist"} and "times" not in real["event_45781"]
+    assert (tmp_path / "real_event_45781_timeline.png").read_bytes()[:8] == PNG_MAGIC
+    lines = format_real(real)
+    assert lines[0].startswith("real Tonic-Clonic event 45781 (seizure -50..70 s), inside the seizure: "
+                               "ML ALARM 39 s after onset; OSD algorithm ALARM 50 s after onset")
+    assert "recomputed OSD state = recorded on 100.0% of 28 datapoints" in lines[1]
+    assert lines[3].split(":")[1].startswith(" 33.3% of windows end in ALARM, 100.0% single-window alarms")
+    json.dumps(real)
+
+
 def test_read_event_picks_by_id(tmp_path):
     with open(FIXTURE) as f:
         event = json.load(f)
@@ -153,7 +194,3 @@ def test_read_event_picks_by_id(tmp_path):
     assert read_event(str(path), event_id=7)[0].id == 7
 
 
-def test_plot_event_timeline_without_seizure(tmp_path):
-    path = tmp_path / "t.png"
-    plot_event_timeline([0, 5, 10], [0.1, 0.7, 0.2], None, str(path), "no seizure")
-    assert path.read_bytes()[:8] == PNG_MAGIC

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from osdbData import Event, read_osdb_file
+from osdbData import Event, OsdbFileError, read_osdb_file
 from windowing import make_windows, movement_gate, segment_bounds, window_labels
 
 T0 = 1683268127.0  # 2023-05-05T06:28:47Z
@@ -178,6 +178,10 @@ def test_mutated_files_never_crash_the_reader_or_windowing(events, label_mode):
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "osdb.json"
         path.write_text(json.dumps(events))
+        if not events:
+            with pytest.raises(OsdbFileError, match="empty JSON array"):
+                read_osdb_file(path)
+            return
         got, stats = read_osdb_file(path)
     assert stats.events_kept == len(got) <= len(events)
     for e in got:

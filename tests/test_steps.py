@@ -1,0 +1,180 @@
+"""The main job's steps one at a time, on hand-made data: rates per day with another window step, alarm
+settings, model card facts, resampling, documentation and the module graph (issue 13)."""
+import ast
+import json
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+import alarmSettings
+import configUtils
+import modelCard
+import nnTester
+import nnTrainer
+import runSummary
+import trainingData
+import windowing
+from conftest import ROOT, make_checkpoint
+from osdbData import Event
+
+T0 = 1683268127.0
+BOUT = slice(300, 312)  # datapoints 300..311: one 60 s bout of 2 g in an hour of 1 g
+
+
+def hour_with_one_bout():
+    """One non-seizure event: 720 datapoints 5 s apart (1 h) at 1 g, with 60 s at 2 g."""
+    mag = np.full((720, 125), 1000.0, dtype=np.float32)
+    mag[BOUT] = 2000.0
+    return Event(id=1, user_id=1, type="NDA", sub_type="Walking", desc="", data_time=T0, seizure_times=None,
+                 label=0, dp_times=T0 + 5.0 * np.arange(720), mag=mag, acc3d=None,
+                 alarm_state=np.zeros(720, dtype=np.int8), hr=np.full(720, np.nan, dtype=np.float32), source=None)
+
+
+class BoutModel(torch.nn.Module):
+    """Logits whose p(seizure) is ~1 when the newest 5 s of the window average 2 g, ~0 at 1 g."""
+
+    def forward(self, x):
+        level = x[..., -125:].mean(-1).reshape(len(x))
+        return torch.stack([torch.zeros_like(level), 40 * (level - 1.5)], 1)
+
+
+def test_rates_per_day_use_the_window_step(tmp_path):
+    """Bug 1 (issue 13): with dataProcessing.step 250 (10 s) nnTester did not pass the step to
+    evaluation, which assumed 5 s per window: one 60 s alarm bout in 1 h counted as 6 episodes in half
+    an hour. The WindowSet now carries its step."""
+    windows = windowing.make_windows([hour_with_one_bout()], step_samples=250)
+    assert len(windows) == 358 and windows.step_s == 10.0
+    data = SimpleNamespace(test=windows, test_events=[hour_with_one_bout()])
+    predictors = {"pt": nnTester.eager_predict_fn(BoutModel())}
+    results = nnTester.evaluate_models(tmp_path, "m", predictors, data, {"threshold_pct": 50, "gate_pct": 0})["pt"]
+    assert results["false_alarm_episodes"] == 1
+    assert results["nonseizure_hours"] == pytest.approx(358 * 10 / 3600)
+    assert results["false_alarms_per_day"] == pytest.approx(86400 / (358 * 10))
+
+
+def test_alarm_settings_count_false_alarms_with_the_window_step(tmp_path):
+    """Bug 1 (issue 13), the chosen threshold: 24 false alarms/day at step 10 s meet a target of 30; at
+    the assumed 5 s they were 290 and no setting met it. The choice counts as the app alerts (ALARM
+    episodes over the hour's 720 datapoints of 5 s), so one bout in the hour is exactly 24 per day."""
+    run = configUtils.run_config({"modelConfig": {"targetFalseAlarmsPerDay": 30},
+                                  "dataProcessing": {"step": 250, "accelStdThresholdPct": 0}})
+    windows = windowing.make_windows([hour_with_one_bout()], step_samples=250)
+    data = SimpleNamespace(val=windows, val_events=[hour_with_one_bout()])
+    alarm = alarmSettings.choose_alarm_settings(run, BoutModel(), data, tmp_path)
+    assert alarm["chosen_on"] == "validation split" and alarm["gate_pct"] == 0
+    assert alarm["val_false_alarms_per_day"] == pytest.approx(86400 / (720 * 5))
+    assert json.loads((tmp_path / "alarm_settings.json").read_text())["threshold_pct"] == alarm["threshold_pct"]
+
+
+def test_model_card_states_the_runs_facts(tmp_path):
+    """Bug 3 (issue 13): the card said "splits are by user" and "simulated test users" whatever the run
+    did, with a hard-coded layer count and sample rate."""
+    run = configUtils.run_config({"dataProcessing": {"splitByUser": False}})
+    make_checkpoint(tmp_path / f"{run.model.modelFname}.pt")
+    trained = nnTrainer.load_trained(run, tmp_path)
+    counts = {"Seizure/Tonic-Clonic": 2}
+    summary = {"provenance": "OSDB", "files": ["osdb_3min_allSeizures.json"], "split_by": "event",
+               "read": {"events_kept": 6, "events_in": 6, "datapoints_kept": 200, "skipped": {}},
+               "events": {s: counts for s in ("train", "val", "test")},
+               "windows": {s: {"n": 10, "seizure": 4} for s in ("train", "val", "test")}}
+    results = {"pt": {"event_tpr": 1.0, "false_alarms_per_day": 0.0, "latency_median_s": 5.0, "tpr": 0.9,
+                      "fpr": 0.01, "auc": 0.99}}
+    fold = runSummary.FoldResult("", tmp_path, trained, summary, {"threshold_pct": 50, "gate_pct": 5,
+                                                                   "chosen_on": "config"}, results, {}, [])
+    card = modelCard.write_model_card(run, fold).read_text()
+    n_conv = sum(isinstance(m, torch.nn.Conv1d) for m in trained.model.modules())
+    assert f"{n_conv} Conv1d blocks + 5-layer dense head" in card and "30 s of acceleration" in card
+    assert "at 25 Hz" in card
+    assert "Splits are by event (splitByUser false)" in card and "Splits are by user" not in card
+    assert "## Test results (OSDB test events)" in card and "simulated" not in card
+
+
+def test_provenance_comes_from_the_events():
+    """Bug 3 (issue 13): provenance was the `simulate` flag, not what was read."""
+    sim, real = SimpleNamespace(desc="Simulated walking (nda), osdbSim"), SimpleNamespace(desc="walking")
+    assert [trainingData.provenance(e) for e in ([sim, sim], [real], [sim, real])] == [
+        "simulated", "OSDB", "OSDB and simulated"]
+
+
+def test_random_over_and_undersampling_balance_the_training_windows():
+    """Bug 7 (issue 13): oversample/undersample "random" were accepted and did nothing."""
+    labels = np.array([0] * 10 + [1] * 3)
+    windows = windowing.WindowSet(np.arange(13 * 750, dtype=np.float32), 750 * np.arange(13), labels,
+                                  np.zeros(13, np.int32), np.zeros(13), 750, 125)
+    rng = np.random.default_rng(0)
+    assert trainingData.resample(windows, "none", "none", rng) is windows
+    over = trainingData.resample(windows, "random", "none", rng)
+    under = trainingData.resample(windows, "none", "random", rng)
+    both = trainingData.resample(windows, "random", "random", rng)
+    assert np.bincount(over.labels).tolist() == [10, 10] and over.starts[:13].tolist() == windows.starts.tolist()
+    assert np.bincount(under.labels).tolist() == [3, 3] and len(set(under.starts.tolist())) == 6
+    assert np.bincount(both.labels).tolist() == [3, 3]
+    assert set(over.starts[over.labels == 1].tolist()) == {750 * 10, 750 * 11, 750 * 12}
+
+
+def root_modules():
+    return {p.stem: p for p in sorted(ROOT.glob("*.py"))}
+
+
+def test_readme_layout_names_every_module_and_sources_name_no_machine_path():
+    """Bug 10 (issue 13): the README's layout missed osdbSplit.py; realData.py's docstring named a
+    machine path."""
+    readme = (ROOT / "README.md").read_text()
+    layout = readme[readme.index("## Layout"):]
+    assert [name for name in root_modules() if f"`{name}.py`" not in layout] == []
+    assert [name for name, path in root_modules().items() if "/work/" in path.read_text()] == []
+
+
+def imports_of(path, top_level_only):
+    """Root modules that `path` imports (at import time only, or anywhere in it)."""
+    tree = ast.parse(path.read_text())
+    names = set()
+    for node in tree.body if top_level_only else ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+    return names & set(root_modules()) - {path.stem}
+
+
+def test_modules_import_each_other_without_a_cycle():
+    """Structure (issue 13): nnTrainer and runSequence imported each other (nnTrainer.main imported
+    runSequence for its data step); data flows one way now, and no module imports one that imports it."""
+    graph = {name: sorted(imports_of(path, top_level_only=True)) for name, path in root_modules().items()}
+    state = {}
+
+    def visit(name, chain):
+        state[name] = "open"
+        for other in graph[name]:
+            assert state.get(other) != "open", "import cycle: " + " -> ".join(chain + [other])
+            if other not in state:
+                visit(other, chain + [other])
+        state[name] = "done"
+    for name in graph:
+        if name not in state:
+            visit(name, [name])
+    assert "runSequence" not in imports_of(ROOT / "nnTrainer.py", top_level_only=False)
+    assert "nnTrainer" not in imports_of(ROOT / "trainingData.py", top_level_only=False)
+
+
+def test_typed_sections_hold_every_schema_key_with_its_default():
+    run = configUtils.run_config({"modelConfig": {"batchSize": 32}})
+    sections = {"osdbConfig.simulation": run.osdb.simulation, "osdbConfig": run.osdb, "dataProcessing": run.data,
+                "modelConfig": run.model, "evaluation": run.evaluation}
+    for key, (_, default, _, _) in configUtils.SCHEMA.items():
+        prefix, _, field = key.rpartition(".")
+        if prefix:
+            assert getattr(sections[prefix], field) == (32 if key == "modelConfig.batchSize" else default), key
+    with pytest.raises(AttributeError):
+        run.model.batchSize = 64  # frozen: built once from the validated config
+
+
+@pytest.mark.parametrize("script", ["runSequence.py", "nnTrainer.py", "benchmark.py"])
+def test_training_commands_set_openmp_waiting_before_torch_loads(script):
+    """Speed beside other work (issue 13): OpenMP reads OMP_WAIT_POLICY when torch loads, so cpuSettings
+    must be the command's first import."""
+    first = next(node for node in ast.parse((ROOT / script).read_text()).body
+                 if isinstance(node, (ast.Import, ast.ImportFrom)))
+    assert [a.name for a in first.names] == ["cpuSettings"]
