@@ -123,6 +123,26 @@ PYTHON_OPS = {
 }
 
 
+def adaptive_avg_pool(op):
+    """adaptive_avg_pool1d/2d as avg_pool with kernel = stride = input / output size where that divides:
+    the same averages, in an op the app's ExecuTorch 1.0.1 runtime runs inside the XNNPACK delegate (it
+    has no kernel for the _adaptive_avg_pool2d that export leaves outside: "Missing operator" on the
+    phone). Other sizes keep the aten op, which the phone check then reports."""
+    def pool(x, output_size):
+        sizes = [output_size] if isinstance(output_size, int) else list(output_size)
+        dims = list(x.shape[-len(sizes):])
+        if any(d % out for d, out in zip(dims, sizes)):
+            return op(x, output_size)
+        kernel = [d // out for d, out in zip(dims, sizes)]
+        avg_pool = torch.nn.functional.avg_pool1d if len(sizes) == 1 else torch.nn.functional.avg_pool2d
+        return avg_pool(x, kernel, kernel)
+    return pool
+
+
+PYTHON_OPS.update({f"aten::adaptive_avg_pool{n}d": adaptive_avg_pool(getattr(torch.ops.aten, f"adaptive_avg_pool{n}d"))
+                   for n in (1, 2)})
+
+
 def _aten_overload(name, overload):
     try:
         return getattr(getattr(torch.ops.aten, name[len("aten::"):]), overload or "default")

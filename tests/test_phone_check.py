@@ -10,12 +10,13 @@ import torch
 
 import appIndex
 import convertPt2Pte
+import convertPtl2Pte
 import exportUtils
 import osdbSim
 import phoneCheck
 import phoneEnv
 import phoneGuest
-from conftest import make_checkpoint
+from conftest import FIXTURES, make_checkpoint
 
 def phone_result(a53="ok", a76="ok"):
     """A check_pte result as the phone check returns it, with the given outcomes."""
@@ -177,3 +178,16 @@ def test_without_the_fix_the_wheel_dies_on_armv80(small_ptes):
     assert not result["ok"]
     inputs = exportUtils.reference_windows((1, 1, 750), n=2).numpy()
     assert np.isfinite(exportUtils.run_pte(str(small_ptes["int8"]), inputs)).all()  # fine on x86
+
+
+def test_legacy_model_with_adaptive_pooling_runs_on_both_emulated_cpus(phone_env, tmp_path, monkeypatch):
+    """legacy_smallnet.ptl pools with adaptive_avg_pool1d: exported as that op, the app's 1.0.1 runtime
+    could not load the file ("Missing operator: aten::_adaptive_avg_pool2d.out"); exported as the
+    equal avg_pool it runs on both emulated cores."""
+    monkeypatch.delenv("OSD_PHONE_CHECK", raising=False)
+    out = tmp_path / "small.pte"
+    assert convertPtl2Pte.main([str(FIXTURES / "legacy_smallnet.ptl"), "-o", str(out), "--quiet"]) == 0
+    entry = json.loads(out.with_suffix(".json").read_text())
+    assert entry["phone_check"]["cpus"] == {"cortex-a53": "ok", "cortex-a76": "ok"}
+    io = np.load(FIXTURES / "legacy_smallnet_io.npz")
+    assert np.abs(exportUtils.run_pte(str(out), io["inputs"]) - io["outputs"]).max() < 1e-4
