@@ -7,7 +7,11 @@ import sys
 import traceback
 import warnings
 
+from configUtils import ConfigError
 from exportUtils import ExportError, UsageError, first_line, parse_input_shape
+from osdbData import OsdbFileError
+
+NAMES_ITS_FILE = (ExportError, OSError, ConfigError, OsdbFileError)  # shown whole: they end with what is wrong
 
 
 class CliParser(argparse.ArgumentParser):
@@ -82,8 +86,9 @@ def _exit_for(err):
 
 
 def error_line(err):
-    """The line to show for `err`: whole for ExportError/OSError (they name paths), else first_line."""
-    lines = str(err).strip().splitlines() if isinstance(err, (ExportError, OSError)) else None
+    """The line to show for `err`: its whole first line for our errors that name a file (a path can be
+    long), else first_line (capped: a library's one-line message can be huge)."""
+    lines = str(err).strip().splitlines() if isinstance(err, NAMES_ITS_FILE) else None
     return lines[0].strip() if lines else first_line(err)
 
 

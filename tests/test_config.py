@@ -62,3 +62,19 @@ def test_bad_json_and_missing_file(tmp_path):
         configUtils.load_config(bad)
     with pytest.raises(configUtils.ConfigError, match="no such config file"):
         configUtils.load_config(tmp_path / "none.json")
+
+
+def test_long_config_error_is_shown_whole(tmp_path):
+    """A config or OSDB error names its file first and says what is wrong at the end: with a long path
+    the CLI line used to be cut at 200 characters, losing the problem."""
+    import cliUtils
+    import osdbData
+    folder = tmp_path / ("deep" * 60)
+    folder.mkdir()
+    path = folder / "nnConfig.json"
+    path.write_text(json.dumps({"modelConfig": {"modelSelectionMetric": "dual_improvement"}}))
+    with pytest.raises(configUtils.ConfigError) as err:
+        configUtils.load_config(path)
+    line = cliUtils.error_line(err.value)
+    assert line.startswith(str(path)) and "dual_improvement" in line and len(line) > 300
+    assert cliUtils.error_line(osdbData.OsdbFileError(f"{path}: empty event list")).endswith("empty event list")
