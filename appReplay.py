@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 import appEvaluation
+import checkpoints
 import cliUtils
 import exportUtils
 import nnTester
@@ -44,7 +45,7 @@ def model_input_size(path):
         if len(sizes) != 3 or sizes[:2] != (1, 1):
             raise exportUtils.ExportError(f"{path}: input shape {list(sizes)}, the app passes [1, 1, input_size]")
         return int(sizes[2])
-    return int(max(exportUtils.model_from_checkpoint(path)[1][1:]))
+    return int(max(checkpoints.model_from_checkpoint(path)[1][1:]))
 
 
 def app_settings(model_path, input_size=None, gate_pct=None, threshold_pct=None):
@@ -174,7 +175,7 @@ def main(argv=None):
     for path in model_paths:
         settings = app_settings(exportUtils.check_file(path), args.input_size, args.gate_pct, args.threshold_pct)
         predict = nnTester.pte_predict_fn(path) if path.suffix == ".pte" else \
-            nnTester.eager_predict_fn(exportUtils.model_from_checkpoint(path)[0])
+            nnTester.eager_predict_fn(checkpoints.model_from_checkpoint(path)[0])
         models[path.name] = (predict, settings)
     events = read_event_files(event_paths)
     run = replay(events, models)

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+import checkpoints
 import cliUtils
 import deepEpiCnn
 import exportUtils
@@ -42,7 +43,7 @@ def time_per_window(run, x, repeats):
 
 def model_formats(work, quick):
     """ms/window, size and int8 agreement for each format of the same trained weights."""
-    model, shape, _ = exportUtils.model_from_checkpoint(TRAINED)
+    model, shape, _ = checkpoints.model_from_checkpoint(TRAINED)
     held_out = exportUtils.reference_windows(shape, n=200, seed=11)
     db = work / "calibration.json"
     osdbSim.simulate_database(db, n_users=6, seed=5)

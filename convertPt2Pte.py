@@ -7,6 +7,7 @@ Each .pte is run with the ExecuTorch runtime on realistic windows and compared w
 before it is renamed into place; an app index entry `<name>.json` is written beside it.
 """
 import batchConvert
+import checkpoints
 import cliUtils
 import exportUtils
 import pteConverter
@@ -24,7 +25,7 @@ def get_args_parser():
 
 def convert_one(src, dst, opts):
     """One checkpoint -> verified .pte + app entry; returns the export report."""
-    model, shape, _ = exportUtils.model_from_checkpoint(
+    model, shape, _ = checkpoints.model_from_checkpoint(
         src, opts.input_shape, opts.num_classes, opts.allow_pickle)
     return pteConverter.export_staged(model, shape, dst, opts)
 

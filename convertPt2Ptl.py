@@ -9,6 +9,7 @@ The input shape is stored in the file, so convertPtl2Pte.py needs no --input-sha
 The OSD app itself now runs only .pte files; .ptl is kept for older tools.
 """
 import batchConvert
+import checkpoints
 import cliUtils
 import exportUtils
 
@@ -25,7 +26,7 @@ def get_args_parser():
 
 
 def convert_one(src, dst, opts):
-    model, shape, _ = exportUtils.model_from_checkpoint(
+    model, shape, _ = checkpoints.model_from_checkpoint(
         src, opts.input_shape, opts.num_classes, opts.allow_pickle)
     report = exportUtils.export_ptl(model, shape, dst)
     report["summary"] = f"verified, {exportUtils.parity_text(report['parity'])}, {report['mobile']}"

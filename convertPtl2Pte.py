@@ -9,6 +9,7 @@ cannot load) are read directly by legacyPtl.py and rebuilt as an ordinary PyTorc
 Either way the .pte is compared with that module on realistic windows before it is renamed into place.
 """
 import batchConvert
+import checkpoints
 import cliUtils
 import exportUtils
 import legacyPtl
@@ -55,7 +56,7 @@ def load_ptl(path, input_shape=None):
     else:
         module, stored = exportUtils.load_torchscript(path)
         kind = "TorchScript"
-    shape = tuple(input_shape or stored or (1, 1, exportUtils.DEFAULT_LENGTH))
+    shape = tuple(input_shape or stored or (1, 1, checkpoints.DEFAULT_LENGTH))
     check_input_shape(module, shape, path, from_flag=bool(input_shape))
     return module, shape, kind
 

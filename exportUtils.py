@@ -1,7 +1,7 @@
 """The export core: checkpoint -> eager model -> .ptl (TorchScript) / .pte (ExecuTorch), each verified.
 
-Read top to bottom this is the whole `.pt` -> `.pte` path:
-load_checkpoint -> model_from_checkpoint -> export_program (torch.export) -> [quantize_int8]
+Read top to bottom this is the whole `.pt` -> `.pte` path after checkpoints.model_from_checkpoint:
+export_program (torch.export) -> [quantize_int8]
 -> lower (to_edge_transform_and_lower, XNNPACK or portable) -> to_executorch -> write_verified
 (temp file, run it with the ExecuTorch runtime, compare with the eager model, rename).
 Every failure is an ExportError whose message is one line; cliUtils.run_cli prints it and exits non-zero.
@@ -20,12 +20,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-import deepEpiCnn
 import osdbData
 import osdbSim
 import windowing
 
-DEFAULT_LENGTH = osdbData.WINDOW_SAMPLES  # input length when a checkpoint does not say
 PARITY_TOLERANCE = 1e-4
 INT8_MIN_AGREEMENT = 0.95
 INT8_MAX_PROB_DIFF = 0.15
@@ -74,42 +72,12 @@ def check_file(path):
     return path
 
 
-def load_checkpoint(path, allow_pickle=False):
-    """Load a .pt checkpoint safely; return (state_dict, info) where info holds config and metadata."""
-    path = check_file(path)
-    problem = _archive_problem(path)
-    if problem:
-        raise ExportError(f"{path}: {problem}")
-    if zipfile.is_zipfile(path) and _is_torchscript_archive(path):
-        raise ExportError(f"{path}: is a TorchScript/mobile model (.ptl), not a checkpoint: use convertPtl2Pte.py")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=not allow_pickle)
-    except Exception as err:  # torch raises many types for bad files
-        if "Unsupported global" in str(err):
-            raise ExportError(f"{path}: needs full unpickling (it holds Python objects, e.g. a whole "
-                              "nn.Module); rerun with --allow-pickle only if you trust this file") from None
-        raise ExportError(f"{path}: not a readable PyTorch checkpoint ({_short(err)})") from None
-    if isinstance(obj, torch.nn.Module):
-        obj = {"model_state_dict": obj.state_dict()}
-    if not isinstance(obj, dict):
-        raise ExportError(f"{path}: holds a {type(obj).__name__}, expected a checkpoint dict or state_dict")
-    state = obj.get("model_state_dict", obj)
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise ExportError(f"{path}: no model_state_dict of tensors found")
-    bad = [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
-    if bad:
-        raise ExportError(f"{path}: weight {bad[0]} holds NaN or inf values")
-    info = {k: v for k, v in obj.items() if k not in ("model_state_dict", "optimizer_state_dict")} \
-        if "model_state_dict" in obj else {}
-    return state, info
-
-
-def _is_torchscript_archive(path):
+def is_torchscript_archive(path):
     with zipfile.ZipFile(path) as zf:
         return any(n.split("/", 1)[-1].startswith(("code/", "bytecode.pkl")) for n in zf.namelist())
 
 
-def _archive_problem(path):
+def archive_problem(path):
     """Why `path` is no torch.save zip or pickle: "truncated ...", "not a ..."; None if it may be one."""
     with open(path, "rb") as f:
         head = f.read(4)
@@ -122,45 +90,11 @@ def _archive_problem(path):
     return "not a PyTorch file (no zip archive or pickle inside)" if head[:1] != b"\x80" else None
 
 
-def _short(err, limit=160):
+def short_error(err, limit=160):
     """The first line of an exception from torch's internals, without miniz's advice paragraph."""
     text = str(err).split("WeightsUnpickler error:", 1)[-1]  # after torch.load's advice
     text = first_line(text or err).split(" This is an internal miniz error")[0]
     return text if len(text) <= limit else text[:limit - 3] + "..."
-
-
-def input_length_from_config(config):
-    """Input length as the earlier pipeline stored it in a checkpoint's config, or None."""
-    if not isinstance(config, dict):
-        return None
-    for section in (config.get("modelConfig"), config):
-        if isinstance(section, dict) and "sampleFreq" in section and "bufferSeconds" in section:
-            return int(round(float(section["sampleFreq"]) * float(section["bufferSeconds"])))
-    raw = (config.get("dataProcessing") or {}).get("rawDataLength")
-    return int(raw) if raw else None
-
-
-def model_from_checkpoint(path, input_shape=None, num_classes=None, allow_pickle=False):
-    """Rebuild the eager DeepEpiCnn of a checkpoint; return (model, input_shape, info)."""
-    state, info = load_checkpoint(path, allow_pickle)
-    try:
-        model = deepEpiCnn.model_from_state_dict(state, input_norm=deepEpiCnn.input_norm_of(info.get("config")))
-    except ValueError as err:
-        raise ExportError(f"{path}: {err}") from None
-    classes = model.fc_out.out_features
-    if num_classes is not None and num_classes != classes:
-        raise ExportError(f"{path}: --num-classes {num_classes} but the weights have {classes} classes")
-    flag = "" if input_shape is None else f"--input-shape {','.join(map(str, input_shape))}: "
-    if input_shape is None:
-        input_shape = (1, 1, input_length_from_config(info.get("config")) or DEFAULT_LENGTH)
-    if len(input_shape) == 3 and 1 not in input_shape[1:]:
-        raise ExportError(f"{path}: {flag}DeepEpiCnn takes one channel: (B,1,L), (B,L,1) or (B,L)")
-    length = max(input_shape[1:])
-    if deepEpiCnn.output_length(length) < 1:
-        raise ExportError(f"{path}: {flag}input length {length} is too short for DeepEpiCnn "
-                          f"(needs >= {deepEpiCnn.minimum_input_length()} samples)")
-    model.input_length = length
-    return model, tuple(input_shape), info
 
 
 def reference_windows(input_shape, n=N_REFERENCE_WINDOWS, seed=0):
@@ -192,10 +126,10 @@ def optimize_for_mobile(scripted):
 def load_torchscript(path):
     """Load a TorchScript .ptl; return (module, stored input shape or None); ExportError if broken."""
     path = check_file(path)
-    problem = _archive_problem(path)
+    problem = archive_problem(path)
     if problem:
         raise ExportError(f"{path}: {problem}")
-    if not (zipfile.is_zipfile(path) and _is_torchscript_archive(path)):
+    if not (zipfile.is_zipfile(path) and is_torchscript_archive(path)):
         raise ExportError(f"{path}: is a PyTorch checkpoint (.pt), not a TorchScript model: "
                           "use convertPt2Pte.py")
     extra = {PTL_SHAPE_FILE: ""}
@@ -210,7 +144,7 @@ def load_torchscript(path):
         if "xnnpack" in text.lower() or "OpContext" in text:
             raise ExportError(f"{path}: legacy mobile-optimised file (prepacked XNNPACK ops) that this "
                               "PyTorch cannot load") from None
-        raise ExportError(f"{path}: not a loadable TorchScript model ({_short(err)})") from None
+        raise ExportError(f"{path}: not a loadable TorchScript model ({short_error(err)})") from None
 
 
 def run_ptl(path, inputs, batch=1):

@@ -26,6 +26,7 @@ import torch
 from tqdm import tqdm
 
 import alarmSettings
+import checkpoints
 import cliUtils
 import configUtils
 import deepEpiCnn
@@ -252,7 +253,7 @@ def fit(run, train_windows, val_windows, out_dir, show_progress=True):
 def load_trained(run, out_dir):
     """The run's chosen checkpoint in `out_dir`, read once."""
     best_path = checkpoint_paths(run.model, out_dir)[0]
-    model, shape, info = exportUtils.model_from_checkpoint(best_path)
+    model, shape, info = checkpoints.model_from_checkpoint(best_path)
     return TrainedModel(model.eval(), shape, info, best_path)
 
 

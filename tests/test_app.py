@@ -7,6 +7,7 @@ import pytest
 import appEvaluation
 import appIndex
 import appReplay
+import checkpoints
 import exportUtils
 import nnTester
 import osdbData
@@ -18,7 +19,7 @@ from conftest import FIXTURES, run_script
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("app")
-    model, shape, _ = exportUtils.model_from_checkpoint(FIXTURES / "legacy_deepepicnn.pt")
+    model, shape, _ = checkpoints.model_from_checkpoint(FIXTURES / "legacy_deepepicnn.pt")
     report = exportUtils.export_pte(model, shape, tmp / "model.pte")
     appIndex.write_entry_beside(tmp / "model.pte", appIndex.app_entry(tmp / "model.pte", report))
     db = tmp / "events.json"

@@ -8,6 +8,7 @@ import torch
 import convertPt2Pte
 import convertPt2Ptl
 import convertPtl2Pte
+import checkpoints
 import deepEpiCnn
 import exportUtils
 from conftest import FIXTURES, make_checkpoint, run_script
@@ -39,7 +40,7 @@ def test_forward_accepts_all_input_layouts(shape):
 def test_dropout_layout_checkpoint_loads(tmp_path):
     src = tmp_path / "drop.pt"
     model = make_checkpoint(src, conv_dropout=0.025)
-    loaded, shape, info = exportUtils.model_from_checkpoint(src)
+    loaded, shape, info = checkpoints.model_from_checkpoint(src)
     x = exportUtils.reference_windows((1, 1, 750))
     assert torch.equal(loaded(x), model(x))
     assert shape == (1, 1, 750) and info["epoch"] == 3
@@ -85,7 +86,7 @@ def test_input_length_from_checkpoint_config(tmp_path):
              ({"dataProcessing": {"rawDataLength": 1000}}, 1000), ({}, 750)]
     for i, (config, length) in enumerate(cases):
         make_checkpoint(tmp_path / f"c{i}.pt", config=config)
-        assert exportUtils.model_from_checkpoint(tmp_path / f"c{i}.pt")[1] == (1, 1, length)
+        assert checkpoints.model_from_checkpoint(tmp_path / f"c{i}.pt")[1] == (1, 1, length)
 
 
 def test_portable_backend_is_verified_too(tmp_path):
@@ -112,8 +113,8 @@ def test_needs_pickle_is_refused_with_flag_name(tmp_path):
     src = tmp_path / "whole.pt"
     torch.save(deepEpiCnn.DeepEpiCnn(), src)  # a pickled whole nn.Module
     with pytest.raises(exportUtils.ExportError, match="--allow-pickle"):
-        exportUtils.load_checkpoint(src)
-    state, _ = exportUtils.load_checkpoint(src, allow_pickle=True)
+        checkpoints.load_checkpoint(src)
+    state, _ = checkpoints.load_checkpoint(src, allow_pickle=True)
     assert "fc_out.weight" in state
 
 

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+import checkpoints
 import configUtils
 import deepEpiCnn
 import exportUtils
@@ -58,16 +59,16 @@ def test_checkpoint_config_selects_the_normalisation(tmp_path):
     path = tmp_path / "norm.pt"
     torch.save({"model_state_dict": model.state_dict(), "config": {"modelConfig": {"inputNormalisation": "meanMagnitude"}}},
                path)
-    loaded, _, _ = exportUtils.model_from_checkpoint(path)
+    loaded, _, _ = checkpoints.model_from_checkpoint(path)
     x = torch.from_numpy(osdbSim.example_windows(8))
     with torch.no_grad():
         assert loaded.input_norm == "meanMagnitude" and torch.allclose(loaded(x), model(x), atol=1e-6)
-    legacy, _, info = exportUtils.model_from_checkpoint(FIXTURES / "legacy_deepepicnn.pt")
+    legacy, _, info = checkpoints.model_from_checkpoint(FIXTURES / "legacy_deepepicnn.pt")
     assert legacy.input_norm == "none" and "inputNormalisation" not in json.dumps(info["config"])
     torch.save({"model_state_dict": model.state_dict(), "config": {"modelConfig": {"inputNormalisation": "unit"}}},
                tmp_path / "bad.pt")
     with pytest.raises(exportUtils.ExportError, match="inputNormalisation"):
-        exportUtils.model_from_checkpoint(tmp_path / "bad.pt")
+        checkpoints.model_from_checkpoint(tmp_path / "bad.pt")
     with pytest.raises(configUtils.ConfigError, match="inputNormalisation"):
         configUtils.validate({"modelConfig": {"inputNormalisation": "unit"}})
 
