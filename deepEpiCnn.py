@@ -26,20 +26,19 @@ KERNEL_SIZE = 5
 HEAD_SIZES = [(64, 64), (64, 64), (64, 32), (32, 16)]
 INPUT_NORMS = ("none", "meanMagnitude")
 MEAN_FLOOR_G = 0.25  # far below any real watch's gravity reading (0.6 g); keeps all-zero input finite
-MEAN_GRID = 1024.0  # the mean is taken of the window rounded to 1/1024 g
 
 
 class MeanMagnitudeNorm(nn.Module):
     """Divide each window (B,1,L) by its mean over time, floored at MEAN_FLOOR_G (no parameters).
 
-    The mean is computed from the window rounded to 1/1024 g: those sums are exact in float32 (up to
-    a mean of 21 g), so PyTorch, XNNPACK and the portable kernels get the same divisor bit for bit. A
-    plain float32 mean differs in its last bits between runtimes, and a trained model can turn that
-    into logit differences above the export's 1e-4 check."""
+    The mean is summed in float64 and rounded once to float32, so PyTorch, XNNPACK and the portable
+    kernels (which run these two ops) get the same divisor in any summation order. A float32 mean
+    differs in its last bits between runtimes, and a trained model turned that into logit differences
+    above the export's 1e-4 check."""
 
     def forward(self, x):
-        total = torch.sum(torch.round(x * MEAN_GRID), dim=2, keepdim=True)
-        return x / torch.clamp(total / (MEAN_GRID * x.shape[2]), min=MEAN_FLOOR_G)
+        mean = x.to(torch.float64).mean(dim=2, keepdim=True).to(x.dtype)
+        return x / torch.clamp(mean, min=MEAN_FLOOR_G)
 
 
 def input_norm_module(input_norm):
