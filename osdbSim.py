@@ -18,8 +18,6 @@ the user's OSD settings on the written rawData.
 import argparse
 import datetime as dt
 import json
-import os
-import tempfile
 import time
 from collections import Counter
 
@@ -234,33 +232,24 @@ def simulate_database(path, n_users=40, seizures_per_user=3, nda_per_user=6, fal
     counts = {"by_type": Counter(), "by_subtype": Counter(), "osd_alarm_events": Counter()}
     n_events = n_datapoints = 0
     kinds = ["Seizure"] * seizures_per_user + ["NDA"] * nda_per_user + ["False Alarm"] * false_alarms_per_user
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise FileNotFoundError(f"{path}: output folder {folder} does not exist")
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".osdbSim-", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f, \
-                tqdm(total=n_users * len(kinds), disable=not progress, unit="event") as bar:
-            f.write("[")
-            for user_id, seq in enumerate(np.random.SeedSequence(seed).spawn(n_users), start=1):
-                rng = np.random.default_rng(seq)
-                user = make_user(rng, user_id)
-                t = dt.datetime(2023, 1, 1) + dt.timedelta(seconds=int(rng.integers(0, 365 * 86400)))
-                for kind in rng.permutation(kinds):
-                    event = simulate_event(rng, user, str(kind), 10000 + n_events, t, quirk_rate=quirk_rate)
-                    f.write(("\n" if n_events == 0 else ",\n") + json.dumps(event, sort_keys=True, separators=(",", ":")))
-                    t += dt.timedelta(seconds=int(rng.integers(3600, 14 * 86400)))
-                    n_events, n_datapoints = n_events + 1, n_datapoints + len(event["datapoints"])
-                    counts["by_type"][event["type"]] += 1
-                    counts["by_subtype"][f"{event['type']}/{event['subType']}"] += 1
-                    counts["osd_alarm_events"][event["type"]] += event["osdAlarmState"] == 2
-                    bar.update()
-            f.write("\n]\n")
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    from exportUtils import atomic_output  # here: exportUtils imports this module
+    with atomic_output(path) as tmp, open(tmp, "w", encoding="utf-8") as f, \
+            tqdm(total=n_users * len(kinds), disable=not progress, unit="event") as bar:
+        f.write("[")
+        for user_id, seq in enumerate(np.random.SeedSequence(seed).spawn(n_users), start=1):
+            rng = np.random.default_rng(seq)
+            user = make_user(rng, user_id)
+            t = dt.datetime(2023, 1, 1) + dt.timedelta(seconds=int(rng.integers(0, 365 * 86400)))
+            for kind in rng.permutation(kinds):
+                event = simulate_event(rng, user, str(kind), 10000 + n_events, t, quirk_rate=quirk_rate)
+                f.write(("\n" if n_events == 0 else ",\n") + json.dumps(event, sort_keys=True, separators=(",", ":")))
+                t += dt.timedelta(seconds=int(rng.integers(3600, 14 * 86400)))
+                n_events, n_datapoints = n_events + 1, n_datapoints + len(event["datapoints"])
+                counts["by_type"][event["type"]] += 1
+                counts["by_subtype"][f"{event['type']}/{event['subType']}"] += 1
+                counts["osd_alarm_events"][event["type"]] += event["osdAlarmState"] == 2
+                bar.update()
+        f.write("\n]\n")
     return {"path": str(path), "users": n_users, "events": n_events, "datapoints": n_datapoints,
             **{key: {k: v for k, v in c.items() if v} for key, c in counts.items()}}
 
