@@ -61,6 +61,7 @@ def write_model_card(run, fold):
         f"{SAMPLE_RATE_HZ:g} Hz, output {model.fc_out.out_features} logits; the app alarms when softmax(logits)[1] > "
         f"{fold.alarm['threshold_pct'] / 100:.2f} and the newest 5 s move by at least "
         f"{fold.alarm['gate_pct']} % (std/mean) ({_alarm_origin(fold.alarm)}).",
+        _input_norm_text(model),
         f"Checkpoint chosen at epoch {info.get('epoch')} on the validation split "
         f"(metric `{run.model.modelSelectionMetric}`; validation TPR "
         f"{info.get('sensitivity', float('nan')):.3f}, FPR {info.get('far', float('nan')):.4f}).", "",
@@ -79,12 +80,14 @@ def write_model_card(run, fold):
               "| model | event sensitivity | false alarms/day | median latency s | window TPR | window FPR | AUC |",
               "|---|---|---|---|---|---|---|"]
     lines += [_row(variant, res) for variant, res in results.items() if variant != "parity"]
-    lines += ["", "Single windows above: any window with p > threshold counts. What a user sees is below: the",
-              "app raises ALARM on the 3rd in-alarm 5 s datapoint in a row, and ORs the model with the OSD",
-              "spectral algorithm (app defaults, or the settings each event recorded).", "",
-              "| as the app alerts | event sensitivity | tonic-clonic | false alarms/day | median latency s |",
-              "|---|---|---|---|---|"]
-    lines += [_app_row(label, res, column) for label, res, column in _app_rows(results)]
+    app_rows = _app_rows(results)
+    if app_rows:
+        lines += ["", "Single windows above: any window with p > threshold counts. What a user sees is below: the",
+                  "app raises ALARM on the 3rd in-alarm 5 s datapoint in a row, and ORs the model with the OSD",
+                  "spectral algorithm (app defaults, or the settings each event recorded).", "",
+                  "| as the app alerts | event sensitivity | tonic-clonic | false alarms/day | median latency s |",
+                  "|---|---|---|---|---|"]
+        lines += [_app_row(label, res, column) for label, res, column in app_rows]
     parity = results.get("parity", {})
     lines += ["", "## Parity, size, speed", "",
               f"- .pte vs eager .pt: max |logit difference| {parity.get('pte_vs_pt_max_abs_logit_diff', float('nan')):.2e}"
@@ -110,6 +113,19 @@ def write_model_card(run, fold):
     with exportUtils.atomic_output(path) as tmp:
         tmp.write_text("\n".join(lines) + "\n")
     return path
+
+
+def _input_norm_text(model):
+    """Which input normalisation the exported model carries, and why."""
+    if model.input_norm == "meanMagnitude":
+        return ("Input normalisation: each window is divided by its own mean magnitude inside the model, so "
+                "the exported file does it too. Chosen over gain augmentation because real watches read "
+                "0.6-1.8 g at rest and a model that sees raw g depends on that gain; divided by its mean, "
+                "any gain gives the same p(seizure) whatever the weights (up to the sensor's quantisation and "
+                "clipping), while the app still passes raw g.")
+    return ("Input normalisation: none; the model sees g as the watch reports it, so its figures hold for "
+            "watches that read about 1 g at rest (modelConfig.inputNormalisation meanMagnitude removes "
+            "that dependence).")
 
 
 def _app_rows(results):

@@ -80,7 +80,11 @@ def test_model_card_states_the_runs_facts(tmp_path):
                "events": {s: counts for s in ("train", "val", "test")},
                "windows": {s: {"n": 10, "seizure": 4} for s in ("train", "val", "test")}}
     results = {"pt": {"event_tpr": 1.0, "false_alarms_per_day": 0.0, "latency_median_s": 5.0, "tpr": 0.9,
-                      "fpr": 0.01, "auc": 0.99}}
+                      "fpr": 0.01, "auc": 0.99, "ml_event_tpr": 0.5, "ml_tonic_clonic_tpr": 0.5,
+                      "ml_false_alarms_per_day": 1.25, "ml_latency_median_s": 15.0, "osd_event_tpr": 0.25,
+                      "osd_tonic_clonic_tpr": 0.0, "osd_false_alarms_per_day": 3.0, "osd_latency_median_s": None,
+                      "combined_event_tpr": 0.75, "combined_tonic_clonic_tpr": 0.5,
+                      "combined_false_alarms_per_day": 4.0, "combined_latency_median_s": 15.0}}
     fold = runSummary.FoldResult("", tmp_path, trained, summary, {"threshold_pct": 50, "gate_pct": 5,
                                                                    "chosen_on": "config"}, results, {}, [])
     card = modelCard.write_model_card(run, fold).read_text()
@@ -89,6 +93,10 @@ def test_model_card_states_the_runs_facts(tmp_path):
     assert "at 25 Hz" in card
     assert "Splits are by event (splitByUser false)" in card and "Splits are by user" not in card
     assert "## Test results (OSDB test events)" in card and "simulated" not in card
+    assert "Input normalisation: none" in card  # the checkpoint's model, not the config's default
+    assert "| pt (ML alone) | 0.500 | 0.500 | 1.25 | 15.0 |" in card  # as the app alerts
+    assert "| OSD algorithm | 0.250 | 0.000 | 3.00 | n/a |" in card
+    assert "| pt + OSD (the app) | 0.750 | 0.500 | 4.00 | 15.0 |" in card
 
 
 def test_provenance_comes_from_the_events():
