@@ -14,24 +14,26 @@ Files ending in .pte (run with the ExecuTorch runtime, one window at a time as o
 input_size is read from the .pte program (its input shape) or the checkpoint; thresholds come from the
 flags, else the app entry `<model>.json` beside the model, else the app's defaults (50 %, 5 %).
 A seizure event is detected by an algorithm when its state is ALARM on a datapoint holding part of the
-seizure (appEvaluation, as the test evaluation counts it). Datapoints are those osdbData keeps (sorted by
-time, repeats dropped; the drops are reported per reason). Unlike the training windows, neither the
-app's buffer nor its escalation restarts at a gap between datapoints, and neither does the replay.
+seizure. Datapoints are those osdbData keeps (sorted by time, repeats dropped; the drops are reported
+per reason). The replay runs on the main job's one timeline (appEvaluation.app_view), so it gives the
+main job's figures for the same events and model: the buffer and the escalation start again after a
+gap of more than 7.5 s between datapoints (the app itself keeps its buffer across such a gap, whose
+window holds no signal the watch saw in one piece).
 """
 import json
 from pathlib import Path
 
 import numpy as np
 
-import appEvaluation
-import checkpoints
-import cliUtils
-import exportUtils
-import nnTester
-import osdAlgorithm
-import osdbData
-import windowing
-from osdAlgorithm import ALARM
+from osdkit.app import appEvaluation, metrics
+from osdkit.app.osdAlgorithm import ALARM
+from osdkit.cli import cliUtils
+from osdkit.data import osdbData, windowing
+from osdkit.export import exportCore
+from osdkit.io import fileUtils
+from osdkit.model import checkpoints
+from osdkit.reports import plots
+from osdkit.training import nnTester
 
 APP_DEFAULTS = {"accel_std_threshold_pct": 5, "seizure_probability_threshold_pct": 50}
 MODEL_SUFFIXES = (".pte", ".pt")
@@ -41,9 +43,9 @@ def model_input_size(path):
     """The input length a model takes: the .pte program's input shape [1,1,L], or the checkpoint's."""
     path = Path(path)
     if path.suffix == ".pte":
-        sizes = tuple(exportUtils.load_pte_method(str(path)).metadata.input_tensor_meta(0).sizes())
+        sizes = tuple(exportCore.load_pte_method(str(path)).metadata.input_tensor_meta(0).sizes())
         if len(sizes) != 3 or sizes[:2] != (1, 1):
-            raise exportUtils.ExportError(f"{path}: input shape {list(sizes)}, the app passes [1, 1, input_size]")
+            raise exportCore.ExportError(f"{path}: input shape {list(sizes)}, the app passes [1, 1, input_size]")
         return int(sizes[2])
     return int(max(checkpoints.model_from_checkpoint(path)[1][1:]))
 
@@ -66,25 +68,13 @@ def app_settings(model_path, input_size=None, gate_pct=None, threshold_pct=None)
     return settings
 
 
-def app_buffer_windows(event, input_size):
-    """The app's buffer after each datapoint: (windows (n,1,L) for full buffers, their datapoint indices)."""
-    signal = (event.mag.reshape(-1) / 1000.0).astype(np.float32)
-    ends = np.arange(1, len(event.dp_times) + 1) * osdbData.SAMPLES_PER_DP
-    full = np.flatnonzero(ends >= input_size)
-    starts = ends[full] - input_size
-    windows = signal[starts[:, None] + np.arange(input_size)][:, None, :]
-    return np.ascontiguousarray(windows), full
-
-
-def replay_event(event, predict, settings):
-    """p(seizure) after every datapoint of one event as SdAlgMl computes it: dict times (s of each
-    datapoint's last sample from the event time) and p."""
-    windows, full = app_buffer_windows(event, settings["input_size"])
-    p = np.zeros(len(event.dp_times))
-    if len(full):
-        moving = windowing.movement_gate(windows, settings["accel_std_threshold_pct"])[:, 0]
-        p[full[moving]] = predict(windows[moving]) if moving.any() else []
-    return {"times": event.dp_times - event.data_time, "p": p}
+def model_p(events, predict, settings):
+    """(windows, gated p(seizure)) of one model over the events: the app's buffer of input_size samples
+    after each datapoint (windowing.make_windows, one window per datapoint), p = 0 where the movement
+    gate holds."""
+    windows = windowing.make_windows(events, settings["input_size"], osdbData.SAMPLES_PER_DP)
+    gate = windowing.movement_gate(windows, settings["accel_std_threshold_pct"])
+    return windows, nnTester.predict_windows(predict, windows) * gate
 
 
 def read_event_files(paths):
@@ -92,7 +82,7 @@ def read_event_files(paths):
     a usable event (osdbData raises for an empty list or an object that is not an event)."""
     events = []
     for path in paths:
-        file_events, stats = osdbData.read_osdb_file(exportUtils.check_file(path))
+        file_events, stats = osdbData.read_osdb_file(exportCore.check_file(path))
         dropped = {**stats.skipped, **{f"repaired {k}": n for k, n in stats.repaired.items()}}
         if dropped:
             print(f"{path}: kept {stats.events_kept}/{stats.events_in} events, {stats.datapoints_kept}/"
@@ -105,22 +95,15 @@ def read_event_files(paths):
 
 
 def replay(events, models, strategy="ANY"):
-    """The app over all events. models: {name: (predict, settings)}. Returns a dict: timeline
-    (appEvaluation.Timeline, no restart at gaps), p {model: per datapoint}, osd (osd_on_events), states
-    {column: escalated state} with a column per model, "OSD", "app" (all combined) and "recorded"
-    (the files' alarmState, when every datapoint of every event has one)."""
-    timeline = appEvaluation.build_timeline(events, max_gap_s=np.inf)
-    p = {name: np.concatenate([replay_event(e, predict, s)["p"] for e in events]) for name, (predict, s) in
-         models.items()}
-    osd = osdAlgorithm.osd_on_events(events)
-    results = {name: osdAlgorithm.ml_result(p[name], s["seizure_probability_threshold_pct"] / 100)
-               for name, (_, s) in models.items()}
-    results["OSD"] = osd["result"]
-    results["app"] = osdAlgorithm.combine(list(results.values()), strategy)
-    states = {c: osdAlgorithm.escalate(r == ALARM, timeline.event, timeline.time, np.inf) for c, r in results.items()}
-    if all(np.all(e.alarm_state >= 0) for e in events):
-        states["recorded"] = np.concatenate([e.alarm_state for e in events]).astype(np.int8)
-    return {"timeline": timeline, "p": p, "osd": osd, "states": states}
+    """The app over all events on the main job's timeline (appEvaluation.app_view). models: {name:
+    (predict, settings)}. Returns app_view's dict; its states have a column per model, "osd",
+    "combined" (all combined, as the app alerts) and "osd_recorded" (the files' alarmState, when
+    recorded)."""
+    inputs = {}
+    for name, (predict, s) in models.items():
+        windows, p = model_p(events, predict, s)
+        inputs[name] = (p, windows, s["seizure_probability_threshold_pct"] / 100)
+    return appEvaluation.app_view(events, inputs, strategy)
 
 
 def detections(state, timeline, events):
@@ -128,11 +111,10 @@ def detections(state, timeline, events):
     plus the column summary (appEvaluation.column_summary: event_tp, event_fp, ...)."""
     outcomes = appEvaluation.column_outcomes(state, timeline)
     summaries = [e.summary() for e in events]
-    onset = np.array([np.nan if e.seizure_times is None else e.seizure_times[0] for e in events])
     first_alarm = np.full(len(events), np.inf)
     alarm = state == ALARM
     np.minimum.at(first_alarm, timeline.event[alarm], timeline.time[alarm])
-    latency = outcomes["first_detection"] - onset
+    latency = metrics.event_latency_s(outcomes["first_detection"], summaries)
     per_event = [{"first_alarm_s": float(f) if np.isfinite(f) else None,
                   "detected": bool(d) and e.label == 1,
                   "latency_s": float(lat) if np.isfinite(lat) and e.label == 1 else None}
@@ -173,13 +155,15 @@ def main(argv=None):
         raise ValueError("no OSDB event file given (models end in .pte or .pt, event files do not)")
     models = {}
     for path in model_paths:
-        settings = app_settings(exportUtils.check_file(path), args.input_size, args.gate_pct, args.threshold_pct)
+        settings = app_settings(exportCore.check_file(path), args.input_size, args.gate_pct, args.threshold_pct)
         predict = nnTester.pte_predict_fn(path) if path.suffix == ".pte" else \
             nnTester.eager_predict_fn(checkpoints.model_from_checkpoint(path)[0])
         models[path.name] = (predict, settings)
     events = read_event_files(event_paths)
     run = replay(events, models)
-    timeline, states = run["timeline"], run["states"]
+    timeline = run["timeline"]
+    shown = {**{m: m for m in models}, "osd": "OSD", "combined": "app", "osd_recorded": "recorded"}
+    states = {shown[c]: s for c, s in run["states"].items() if c != "osd_recorded" or run["recorded_events"].all()}
     found = {c: detections(s, timeline, events) for c, s in states.items()}
     if args.plots:
         Path(args.plots).mkdir(parents=True, exist_ok=True)
@@ -196,7 +180,7 @@ def main(argv=None):
                         "states": {c: s[dps] for c, s in states.items()},
                         "detections": {c: found[c][0][i] for c in states}})
         if args.plots and i < args.max_plots:
-            appEvaluation.plot_app_timeline(
+            plots.plot_app_timeline(
                 Path(args.plots) / f"event_{event.id}.png", f"event {event.id} {event.type}/{event.sub_type}",
                 timeline.time[dps], event.seizure_times,
                 {m: (run["p"][m][dps], s["seizure_probability_threshold_pct"] / 100) for m, (_, s) in models.items()},
@@ -208,7 +192,7 @@ def main(argv=None):
               f"seizure), {summary['event_fp']} of {len(events) - n_seizures} other events alarmed, "
               f"median latency {_fmt(summary['latency_median_s'])} s")
     if args.json:
-        exportUtils.write_json_atomic(args.json, {
+        fileUtils.write_json_atomic(args.json, {
             "models": {m: s for m, (_, s) in models.items()}, "events": replays,
             "summary": {c: {k: v for k, v in found[c][1].items() if k != "latency_s"} for c in states}})
     return 0

@@ -11,7 +11,7 @@ one run on this machine:
 - training windows per second with torch's default threads, on an idle machine and beside one busy
   process, with passive OpenMP waiting (what cpuSettings.py sets for training) and with active waiting.
 """
-import cpuSettings  # noqa: F401, I001  (first: sets OpenMP's waiting before torch loads)
+from osdkit.training import cpuSettings  # noqa: F401  isort: skip  (first: sets OpenMP's waiting before torch loads)
 import json
 import os
 import subprocess
@@ -23,11 +23,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-import checkpoints
-import cliUtils
-import deepEpiCnn
-import exportUtils
-import osdbSim
+from osdkit.cli import cliUtils
+from osdkit.export import exportCore
+from osdkit.io import fileUtils
+from osdkit.model import checkpoints, deepEpiCnn
+from osdkit.sim import osdbSim
 
 ROOT = Path(__file__).resolve().parent
 TRAINED = ROOT / "tests" / "fixtures" / "legacy_deepepicnn.pt"
@@ -44,23 +44,23 @@ def time_per_window(run, x, repeats):
 def model_formats(work, quick):
     """ms/window, size and int8 agreement for each format of the same trained weights."""
     model, shape, _ = checkpoints.model_from_checkpoint(TRAINED)
-    held_out = exportUtils.reference_windows(shape, n=200, seed=11)
+    held_out = torch.from_numpy(osdbSim.reference_windows(shape, n=200, seed=11))
     db = work / "calibration.json"
     osdbSim.simulate_database(db, n_users=6, seed=5)
-    calibration = exportUtils.calibration_windows(db, shape)
+    calibration = exportCore.calibration_windows(db, shape)
     rows = {}
     with torch.no_grad():
         rows["eager"] = {"ms": time_per_window(model, held_out, 200), "bytes": TRAINED.stat().st_size}
     for name, backend, quant in (("portable .pte", "portable", None), ("xnnpack .pte", "xnnpack", None),
                                  ("int8 .pte", "xnnpack", "int8")):
         path = work / f"{backend}_{quant}.pte"
-        exportUtils.export_pte(model, shape, path, backend, quant, calibration)
-        method = exportUtils.load_pte_method(str(path))
+        exportCore.export_pte(model, shape, path, backend, quant, calibration, inputs=held_out[:32])
+        method = exportCore.load_pte_method(str(path))
         run = lambda x: method.execute([x])  # noqa: E731
         rows[name] = {"ms": time_per_window(run, held_out, 10 if backend == "portable" or quick else 300),
                       "bytes": path.stat().st_size}
-    fp32 = exportUtils.softmax(exportUtils.run_pte(str(work / "xnnpack_None.pte"), held_out))
-    int8 = exportUtils.softmax(exportUtils.run_pte(str(work / "xnnpack_int8.pte"), held_out))
+    fp32 = exportCore.softmax(exportCore.run_pte(str(work / "xnnpack_None.pte"), held_out))
+    int8 = exportCore.softmax(exportCore.run_pte(str(work / "xnnpack_int8.pte"), held_out))
     rows["int8 .pte"]["class_agreement_vs_fp32"] = float(np.mean(fp32.argmax(1) == int8.argmax(1)))
     rows["int8 .pte"]["max_prob_diff_vs_fp32"] = float(np.abs(fp32[:, 1] - int8[:, 1]).max())
     return rows
@@ -90,7 +90,7 @@ def batch_conversion(work, n):
 PREP_CHILD = """
 import json, re, sys, time
 sys.path.insert(0, sys.argv[2])
-import osdbData, windowing
+from osdkit.data import osdbData, windowing
 t0 = time.perf_counter()
 events, stats = osdbData.read_osdb_file(sys.argv[1])
 t1 = time.perf_counter()
@@ -118,7 +118,10 @@ def data_preparation(work, sizes):
 TRAIN_CHILD = """
 import json, sys, time
 sys.path.insert(0, sys.argv[1])
-import cpuSettings, deepEpiCnn, osdbSim, torch
+from osdkit.training import cpuSettings  # first: OpenMP's waiting before torch loads
+import torch
+from osdkit.model import deepEpiCnn
+from osdkit.sim import osdbSim
 model = deepEpiCnn.DeepEpiCnn()
 opt = torch.optim.AdamW(model.parameters(), 1e-3)
 x, y = torch.from_numpy(osdbSim.example_windows(256)), torch.randint(0, 2, (256,))
@@ -227,7 +230,7 @@ def main(argv=None):
         *training_lines(results["training_windows_per_s"])]
     print("\n".join(lines))
     results["text"] = lines
-    exportUtils.write_json_atomic(out / "benchmark.json", results)
+    fileUtils.write_json_atomic(out / "benchmark.json", results)
     plot(results, out / "benchmark.png")
     print(f"wrote {out / 'benchmark.json'} and {out / 'benchmark.png'}")
     return 0

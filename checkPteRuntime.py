@@ -41,7 +41,7 @@ def main():
     parser.add_argument("--windows", type=int, default=32)
     args = parser.parse_args()
     if args.save:
-        import osdbSim
+        from osdkit.sim import osdbSim
         probe = Runtime.get().load_program(args.pte).load_method("forward")
         length = max(probe.metadata.input_tensor_meta(0).sizes())
         inputs = osdbSim.example_windows(args.windows, length=length, seed=21)

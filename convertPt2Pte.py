@@ -6,11 +6,8 @@
 Each .pte is run with the ExecuTorch runtime on realistic windows and compared with the eager model
 before it is renamed into place; an app index entry `<name>.json` is written beside it.
 """
-import batchConvert
-import checkpoints
-import cliUtils
-import exportUtils
-import pteConverter
+from osdkit.cli import batchConvert, cliUtils, pteConverter
+from osdkit.model import checkpoints
 
 
 def get_args_parser():

@@ -8,10 +8,10 @@ with the lite interpreter and compared with the eager model before it is renamed
 The input shape is stored in the file, so convertPtl2Pte.py needs no --input-shape for it.
 The OSD app itself now runs only .pte files; .ptl is kept for older tools.
 """
-import batchConvert
-import checkpoints
-import cliUtils
-import exportUtils
+from osdkit.cli import batchConvert, cliUtils
+from osdkit.export import exportCore
+from osdkit.model import checkpoints
+from osdkit.sim import osdbSim
 
 
 def get_args_parser():
@@ -28,8 +28,8 @@ def get_args_parser():
 def convert_one(src, dst, opts):
     model, shape, _ = checkpoints.model_from_checkpoint(
         src, opts.input_shape, opts.num_classes, opts.allow_pickle)
-    report = exportUtils.export_ptl(model, shape, dst)
-    report["summary"] = f"verified, {exportUtils.parity_text(report['parity'])}, {report['mobile']}"
+    report = exportCore.export_ptl(model, shape, dst, inputs=osdbSim.reference_windows(shape))
+    report["summary"] = f"verified, {exportCore.parity_text(report['parity'])}, {report['mobile']}"
     return report
 
 

@@ -8,12 +8,9 @@ Files made by optimize_for_mobile on PyTorch <= 2.5 (prepacked XNNPACK ops, whic
 cannot load) are read directly by legacyPtl.py and rebuilt as an ordinary PyTorch module first.
 Either way the .pte is compared with that module on realistic windows before it is renamed into place.
 """
-import batchConvert
-import checkpoints
-import cliUtils
-import exportUtils
-import legacyPtl
-import pteConverter
+from osdkit.cli import batchConvert, cliUtils, pteConverter
+from osdkit.export import exportCore, legacyPtl
+from osdkit.model import checkpoints
 
 
 def get_args_parser():
@@ -26,8 +23,8 @@ def get_args_parser():
 
 def _legacy_error(path, err):
     """ExportError naming `path` once (LegacyPtlError messages usually start with it already)."""
-    text = exportUtils.first_line(err)
-    return exportUtils.ExportError(text if str(path) in text else f"{path}: {text}")
+    text = exportCore.first_line(err)
+    return exportCore.ExportError(text if str(path) in text else f"{path}: {text}")
 
 
 def check_input_shape(module, shape, path, from_flag):
@@ -39,13 +36,13 @@ def check_input_shape(module, shape, path, from_flag):
     except Exception as err:  # TorchScript errors end with the real cause
         lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()] or [type(err).__name__]
         what = "--input-shape" if from_flag else "input shape"
-        raise exportUtils.ExportError(f"{path}: {what} {','.join(map(str, shape))}: the model cannot "
+        raise exportCore.ExportError(f"{path}: {what} {','.join(map(str, shape))}: the model cannot "
                                       f"take it ({lines[-1][:160]})") from None
 
 
 def load_ptl(path, input_shape=None):
     """(module, input_shape, kind) for a plain or legacy .ptl; shape from the flag, the file, or 1,1,750."""
-    path = exportUtils.check_file(path)
+    path = exportCore.check_file(path)
     try:
         legacy = legacyPtl.is_legacy_ptl(path)
         module = legacyPtl.load_legacy_ptl(path) if legacy else None
@@ -54,7 +51,7 @@ def load_ptl(path, input_shape=None):
     if legacy:
         stored, kind = module.input_shape, "legacy mobile-optimised"
     else:
-        module, stored = exportUtils.load_torchscript(path)
+        module, stored = exportCore.load_torchscript(path)
         kind = "TorchScript"
     shape = tuple(input_shape or stored or (1, 1, checkpoints.DEFAULT_LENGTH))
     check_input_shape(module, shape, path, from_flag=bool(input_shape))
@@ -73,7 +70,7 @@ def main(argv=None):
         return pteConverter.convert_to_pte(convert_one, sources, args)
     for src in sources:
         try:
-            print(legacyPtl.describe_legacy_ptl(exportUtils.check_file(src)))
+            print(legacyPtl.describe_legacy_ptl(exportCore.check_file(src)))
         except legacyPtl.LegacyPtlError as err:
             raise _legacy_error(src, err) from None
     return 0

@@ -9,11 +9,11 @@ With `osdbConfig.simulate` true and no OSDB files in `cacheDir`, the simulated d
 is written there first; real OSDB files go through exactly the same reading code.
 
 Per fold the steps run in order, each taking what the one before returned: trainingData.prepare_split
--> nnTrainer.train (or load_trained with --test alone) -> alarmSettings.choose_alarm_settings ->
+-> trainer.train (or load_trained with --test alone) -> alarmSettings.choose_alarm_settings ->
 trainExport.export_trained -> nnTester.evaluate_trained (test events) and nnTester.evaluate_real (real
 recordings); then runSummary.write_summary over the folds and modelCard.write_model_card per fold.
 """
-import cpuSettings  # noqa: F401, I001  (first: sets OpenMP's waiting before torch loads)
+from osdkit.training import cpuSettings  # noqa: F401  isort: skip  (first: sets OpenMP's waiting before torch loads)
 import logging
 import shutil
 import sys
@@ -23,18 +23,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-import alarmSettings
-import cliUtils
-import configUtils
-import distUtils
-import exportUtils
-import modelCard
-import nnTester
-import nnTrainer
-import osdbSplit
-import runSummary
-import trainExport
-import trainingData
+from osdkit.cli import cliUtils
+from osdkit.data import osdbSplit
+from osdkit.io import fileUtils
+from osdkit.reports import modelCard, runSummary
+from osdkit.training import alarmSettings, configUtils, distUtils, nnTester, trainer, trainExport, trainingData
 
 
 def get_args_parser():
@@ -101,12 +94,12 @@ def start_log(folder):
 
 # ---------------------------------------------------------------- one fold
 def train_or_load(run, args, folder, data):
-    """nnTrainer.train on every rank, or with --test alone the fold's checkpoint; the TrainedModel on
+    """trainer.train on every rank, or with --test alone the fold's checkpoint; the TrainedModel on
     rank 0, None on the others."""
-    trained = nnTrainer.train(run, data.train, data.val, folder) if args.train else None
+    trained = trainer.train(run, data.train, data.val, folder) if args.train else None
     if not distUtils.is_main_process():
         return None
-    return trained or nnTrainer.load_trained(run, folder)
+    return trained or trainer.load_trained(run, folder)
 
 
 def evaluate_fold(run, args, folder, trained, data, name):
@@ -133,7 +126,7 @@ def write_reports(run, folder, folds, stem="kfold_summary", extra=None):
 # ---------------------------------------------------------------- nested k-fold
 def inner_score(run, trained, data):
     """The inner model's `modelSelectionMetric` score on its inner held-out fold (None: breaks the limits)."""
-    return nnTrainer.selection_score(nnTrainer.evaluate(trained.model, data.test, "cpu"), run.model)
+    return trainer.selection_score(trainer.evaluate(trained.model, data.test, "cpu"), run.model)
 
 
 def run_nested(run, args, folder, events, source):
@@ -159,7 +152,7 @@ def run_nested(run, args, folder, events, source):
         _, best_k, trained, data = max(inner, key=lambda c: (c[0] is not None, c[0] or 0, -c[1]))
         print(f"outer fold {o}: inner scores {scores}, testing inner fold {best_k}")
         choices.append({"outer_fold": o, "chosen_inner_fold": best_k, "inner_scores": scores})
-        exportUtils.write_json_atomic(outer_dir / "inner_selection.json", choices[-1])
+        fileUtils.write_json_atomic(outer_dir / "inner_selection.json", choices[-1])
         data = trainingData.with_test_events(run, data, outer_test, outer_dir)
         outer_folds.append(evaluate_fold(run, args, outer_dir, trained, data, f"outerfold{o}"))
     if distUtils.is_main_process() and args.test:

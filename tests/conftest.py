@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 sys.path.insert(0, str(ROOT))
 
-import deepEpiCnn  # noqa: E402
+from osdkit.model import deepEpiCnn  # noqa: E402
 
 # pytest-xdist runs two workers on two cores: one thread each (and in the scripts they start), or
 # OpenMP threads spin against each other and everything runs several times slower.

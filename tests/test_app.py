@@ -4,15 +4,14 @@ import json
 import numpy as np
 import pytest
 
-import appEvaluation
-import appIndex
+from osdkit.app import appEvaluation, appIndex
+from osdkit.data import osdbData, windowing
+from osdkit.export import exportCore
+from osdkit.model import checkpoints
+from osdkit.sim import osdbSim
+from osdkit.training import nnTester
+
 import appReplay
-import checkpoints
-import exportUtils
-import nnTester
-import osdbData
-import osdbSim
-import windowing
 from conftest import FIXTURES, run_script
 
 
@@ -20,7 +19,7 @@ from conftest import FIXTURES, run_script
 def exported(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("app")
     model, shape, _ = checkpoints.model_from_checkpoint(FIXTURES / "legacy_deepepicnn.pt")
-    report = exportUtils.export_pte(model, shape, tmp / "model.pte")
+    report = exportCore.export_pte(model, shape, tmp / "model.pte", inputs=osdbSim.reference_windows(shape))
     appIndex.write_entry_beside(tmp / "model.pte", appIndex.app_entry(tmp / "model.pte", report))
     db = tmp / "events.json"
     osdbSim.simulate_database(db, n_users=3, seizures_per_user=1, nda_per_user=1, false_alarms_per_user=1,
@@ -28,24 +27,27 @@ def exported(tmp_path_factory):
     return tmp, model, db
 
 
-def test_replay_agrees_with_evaluation(exported):
-    tmp, model, db = exported
-    events, _ = osdbData.read_osdb_file(db)
-    settings = appReplay.app_settings(tmp / "model.pte")
-    assert settings["input_size"] == 750
+def test_replay_gives_the_main_jobs_figures(exported, tmp_path):
+    """Issue 18: appReplay built its own timeline (no restart at gaps), so one event scored differently
+    there and in the main job. Both now run appEvaluation.app_view: the same figures per column, also
+    for the real event with its irregular timestamps and repeated datapoint."""
+    tmp, _, db = exported
+    out = tmp_path / "replay.json"
+    assert appReplay.main([str(tmp / "model.pte"), str(db), str(FIXTURES / "event_45781_tonic_clonic.json"),
+                           "--json", str(out)]) == 0
+    replayed = json.loads(out.read_text())["summary"]
+    events = osdbData.read_osdb_file(db)[0] + osdbData.read_osdb_file(FIXTURES / "event_45781_tonic_clonic.json")[0]
     predict = nnTester.pte_predict_fn(tmp / "model.pte")
     windows = windowing.make_windows(events)
-    p_eval = nnTester.predict_windows(predict, windows) * windowing.movement_gate(windows, 5.0)
+    p = nnTester.predict_windows(predict, windows) * windowing.movement_gate(windows, 5.0)
+    results, _, _ = appEvaluation.evaluate_app(p, windows, events, 0.5)
     compared = 0
-    for i, event in enumerate(events):
-        assert len(windowing.segment_bounds(event.dp_times)) == 1  # no gaps: app buffer == windows
-        replay = appReplay.replay_event(event, predict, settings)
-        mine = p_eval[windows.event_index == i]
-        assert np.all(replay["p"][:5] == 0)  # buffer not yet full
-        np.testing.assert_allclose(replay["p"][5:], mine, atol=1e-6)
-        np.testing.assert_allclose(replay["times"][5:], windows.end_time[windows.event_index == i], atol=1e-6)
-        compared += len(mine)
-    assert compared == len(windows) > 50
+    for replay_column, column in (("model.pte", "ml"), ("OSD", "osd"), ("app", "combined")):
+        for key in ("event_tp", "event_fn", "event_fp", "false_alarm_episodes", "nonseizure_hours",
+                    "latency_median_s", "latency_n_detected", "tonic_clonic_tpr"):
+            assert replayed[replay_column][key] == pytest.approx(results[f"{column}_{key}"]), (column, key)
+            compared += 1
+    assert compared == 24 and results["combined_event_tp"] >= 1
 
 
 def test_replay_cli_prints_alarms_and_draws_timelines(exported, tmp_path):
@@ -147,7 +149,7 @@ def test_entry_fields_and_index_merge(exported, tmp_path):
     merged = json.loads(index.read_text())
     assert [e["fname"] for e in merged] == ["o.pte", "model.pte"] and merged[1]["sha256"] == entry["sha256"]
     index.write_text("{not json")
-    with pytest.raises(exportUtils.ExportError, match="not a readable JSON index"):
+    with pytest.raises(exportCore.ExportError, match="not a readable JSON index"):
         appIndex.add_to_index(index, [entry])
 
 

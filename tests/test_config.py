@@ -3,7 +3,8 @@ import json
 
 import pytest
 
-import configUtils
+from osdkit.training import configUtils
+
 from conftest import ROOT
 
 EARLIER_DEEP_CONFIG = {
@@ -67,8 +68,8 @@ def test_bad_json_and_missing_file(tmp_path):
 def test_long_config_error_is_shown_whole(tmp_path):
     """A config or OSDB error names its file first and says what is wrong at the end: with a long path
     the CLI line used to be cut at 200 characters, losing the problem."""
-    import cliUtils
-    import osdbData
+    from osdkit.cli import cliUtils
+    from osdkit.data import osdbData
     folder = tmp_path / ("deep" * 60)
     folder.mkdir()
     path = folder / "nnConfig.json"

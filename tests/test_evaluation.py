@@ -5,14 +5,13 @@ import os
 import numpy as np
 import pytest
 
-from appEvaluation import (app_states, build_timeline, compare_variants_app, evaluate_app, format_app_table,
-                           ml_on_timeline, plot_app_timeline, write_app_results)
-from evaluation import (DEFAULT_SWEEP_THRESHOLDS, alarm_episode_starts, compare_variants, evaluate_predictions,
-                        event_metrics, format_summary, plot_training_history, roc_auc, threshold_sweep,
-                        window_metrics, write_results)
-from osdAlgorithm import ALARM
-from osdbData import Event
-from windowing import make_windows
+from osdkit.app.appEvaluation import app_states, build_timeline, evaluate_app, ml_on_timeline
+from osdkit.app.metrics import alarm_episode_starts, event_metrics, roc_auc, window_metrics
+from osdkit.app.osdAlgorithm import ALARM
+from osdkit.data.osdbData import Event
+from osdkit.data.windowing import make_windows
+from osdkit.reports.plots import (compare_variants, compare_variants_app, format_app_table, plot_app_timeline,
+                                  plot_training_history, write_app_results, write_results)
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -104,26 +103,18 @@ def test_alarm_episode_starts_keeps_input_order():
     assert alarm_episode_starts(alarm, group, time, 5.0).tolist() == [False, True, False, False, True, True]
 
 
-def test_threshold_sweep_is_monotone():
-    rng = np.random.default_rng(1)
-    n_events, per_event = 40, 12
-    ev = np.repeat(np.arange(n_events), per_event)
-    t = np.tile(np.arange(per_event) * 5.0, n_events)
-    events = [{"id": i, "label": int(i % 3 == 0), "seizure_times": (10, 40) if i % 6 == 0 else None}
-              for i in range(n_events)]
-    labels = np.array([events[e]["label"] for e in ev])
-    p = np.clip(rng.normal(0.35 + 0.3 * labels, 0.25), 0, 1)
-    sweep = threshold_sweep(p, labels, ev, t, events, DEFAULT_SWEEP_THRESHOLDS, 5.0)
-    assert len(sweep["thresholds"]) == 19
-    assert sweep["thresholds"][0] == 0.05 and sweep["thresholds"][-1] == 0.95
-    for key in ("event_tpr", "event_fpr", "window_tpr", "window_fpr"):
-        assert np.all(np.diff(sweep[key]) <= 1e-12), key
-    assert sweep["false_alarms_per_day"][0] > sweep["false_alarms_per_day"][-1]
+def _evaluate(p, labels, ev, t, events, threshold, step_s):
+    """Window and event metrics of single windows, and a two-threshold sweep, as write_results takes them."""
+    single = event_metrics(p, labels, ev, t, events, threshold, step_s)
+    rows = single.pop("event_rows")
+    keys = ("event_tpr", "event_fpr", "false_alarms_per_day", "latency_median_s", "window_tpr", "window_fpr")
+    sweep = {"thresholds": [0.05, 0.5], **{k: [None, single.get(k)] for k in keys}}
+    return {**window_metrics(p, labels, threshold), **single}, rows, sweep
 
 
 def test_write_results_files(tmp_path):
     p, labels, ev, t, events = _hand_made_set()
-    results, rows, sweep = evaluate_predictions(p, labels, ev, t, events, 0.5, 5.0)
+    results, rows, sweep = _evaluate(p, labels, ev, t, events, 0.5, 5.0)
     history = {"loss": [1.0, 0.6], "val_loss": [1.1, 0.8], "accuracy": [0.6, 0.7], "lr": [1e-3, 5e-4],
                "val_sensitivity": [0.5, None], "val_fpr": [0.2, 0.1]}
     paths = write_results(str(tmp_path / "out"), "m1_", results, rows, sweep, history)
@@ -153,19 +144,17 @@ def test_write_results_files(tmp_path):
 
 def test_text_summaries():
     p, labels, ev, t, events = _hand_made_set()
-    results, _, _ = evaluate_predictions(p, labels, ev, t, events, 0.5, 5.0)
+    results, _, _ = _evaluate(p, labels, ev, t, events, 0.5, 5.0)
     table = compare_variants({"pt": results, "int8": {**results, "latency_median_s": None}})
     lines = table.splitlines()
     assert len(lines) == 4 and lines[0].startswith("variant") and "n/a" in lines[3]
-    summary = format_summary(results)
-    assert "Event sensitivity 0.500" in summary and "7200.00" in summary
+    assert results["event_tpr"] == 0.5 and results["false_alarms_per_day"] == pytest.approx(7200.0)
 
 
 def test_summary_without_seizures(tmp_path):
     events = [{"id": 1, "label": 0, "type": "NDA"}]
-    results, rows, sweep = evaluate_predictions([0.1, 0.7], [0, 0], [0, 0], [0.0, 5.0], events, 0.5, 5.0)
+    results, rows, sweep = _evaluate([0.1, 0.7], [0, 0], [0, 0], [0.0, 5.0], events, 0.5, 5.0)
     assert results["event_tpr"] is None and results["latency_median_s"] is None
-    assert "n/a" in format_summary(results)
     write_results(str(tmp_path), "", results, rows, sweep)
     plot_training_history({"loss": [1.0]}, str(tmp_path / "h.png"))
     assert (tmp_path / "h.png").read_bytes()[:8] == PNG_MAGIC
@@ -181,7 +170,7 @@ def test_window_step_is_a_required_input():
     wrong whenever the windows were not 5 s apart. A 60 s bout of 10 s windows in 1 h is one episode."""
     p, labels, ev, t, events = _hand_made_set()
     with pytest.raises(TypeError):
-        evaluate_predictions(p, labels, ev, t, events, 0.5)
+        event_metrics(p, labels, ev, t, events, 0.5)
     t10 = np.arange(360) * 10.0
     p10 = np.where((t10 >= 600) & (t10 < 660), 0.9, 0.1)
     m = event_metrics(p10, np.zeros(360), np.zeros(360, int), t10, [{"id": 1, "label": 0}], 0.5, 10.0)

@@ -5,17 +5,19 @@ import numpy as np
 import pytest
 import torch
 
+from osdkit.export import exportCore
+from osdkit.io import fileUtils
+from osdkit.model import checkpoints, deepEpiCnn
+from osdkit.sim import osdbSim
+
 import convertPt2Pte
 import convertPt2Ptl
 import convertPtl2Pte
-import checkpoints
-import deepEpiCnn
-import exportUtils
 from conftest import FIXTURES, make_checkpoint, run_script
 
 
 def pte_outputs(path, inputs):
-    return exportUtils.run_pte(str(path), torch.from_numpy(np.ascontiguousarray(inputs)))
+    return exportCore.run_pte(str(path), torch.from_numpy(np.ascontiguousarray(inputs)))
 
 
 def test_state_dict_keys_match_earlier_layouts():
@@ -41,7 +43,7 @@ def test_dropout_layout_checkpoint_loads(tmp_path):
     src = tmp_path / "drop.pt"
     model = make_checkpoint(src, conv_dropout=0.025)
     loaded, shape, info = checkpoints.model_from_checkpoint(src)
-    x = exportUtils.reference_windows((1, 1, 750))
+    x = torch.from_numpy(osdbSim.reference_windows((1, 1, 750)))
     assert torch.equal(loaded(x), model(x))
     assert shape == (1, 1, 750) and info["epoch"] == 3
 
@@ -53,7 +55,7 @@ def test_legacy_checkpoint_to_pte_matches_old_pytorch(tmp_path, legacy_io):
     assert np.abs(got - legacy_io["outputs"]).max() < 1e-4
     entry = json.loads((tmp_path / "legacy.json").read_text())
     assert entry["fname"] == "legacy.pte" and entry["input_size"] == 750
-    assert entry["framework"] == "executorch" and entry["sha256"] == exportUtils.sha256_of(out)
+    assert entry["framework"] == "executorch" and entry["sha256"] == fileUtils.sha256_of(out)
 
 
 def test_two_step_pt_ptl_pte_matches_old_pytorch(tmp_path, legacy_io):
@@ -73,7 +75,7 @@ def test_three_class_1500_sample_bare_state_dict(tmp_path):
     model = make_checkpoint(src, num_classes=3, conv_dropout=0.1, bare=True)
     assert convertPt2Pte.main([str(src), "-o", str(out), "--input-shape", "1,1,1500",
                                "--num-classes", "3", "-q"]) == 0
-    x = exportUtils.reference_windows((1, 1, 1500), n=4, seed=7)
+    x = torch.from_numpy(osdbSim.reference_windows((1, 1, 1500), n=4, seed=7))
     got = pte_outputs(out, x.numpy())
     assert got.shape == (4, 3)
     assert np.abs(got - model(x).detach().numpy()).max() < 1e-4
@@ -101,8 +103,8 @@ def test_failed_verification_leaves_no_file_and_keeps_old_one(tmp_path, monkeypa
     src, out = tmp_path / "m.pt", tmp_path / "m.pte"
     make_checkpoint(src)
     out.write_bytes(b"previous verified model")
-    real_run = exportUtils.run_pte
-    monkeypatch.setattr(exportUtils, "run_pte", lambda *a, **k: real_run(*a, **k) + 1e-3)
+    real_run = exportCore.run_pte
+    monkeypatch.setattr(exportCore, "run_pte", lambda *a, **k: real_run(*a, **k) + 1e-3)
     assert convertPt2Pte.main([str(src), "-o", str(out), "--jobs", "1"]) == 1
     assert "verification failed" in capsys.readouterr().err
     assert out.read_bytes() == b"previous verified model"
@@ -112,15 +114,15 @@ def test_failed_verification_leaves_no_file_and_keeps_old_one(tmp_path, monkeypa
 def test_needs_pickle_is_refused_with_flag_name(tmp_path):
     src = tmp_path / "whole.pt"
     torch.save(deepEpiCnn.DeepEpiCnn(), src)  # a pickled whole nn.Module
-    with pytest.raises(exportUtils.ExportError, match="--allow-pickle"):
+    with pytest.raises(exportCore.ExportError, match="--allow-pickle"):
         checkpoints.load_checkpoint(src)
     state, _ = checkpoints.load_checkpoint(src, allow_pickle=True)
     assert "fc_out.weight" in state
 
 
 def test_app_contract_notes():
-    assert exportUtils.app_contract_notes((1, 1, 750), np.zeros((2, 2))) == []
-    notes = exportUtils.app_contract_notes((4, 750), np.zeros((2, 1)))
+    assert exportCore.app_contract_notes((1, 1, 750), np.zeros((2, 2))) == []
+    notes = exportCore.app_contract_notes((4, 750), np.zeros((2, 1)))
     assert len(notes) == 2 and "class dimension" in notes[1]
 
 
@@ -146,7 +148,6 @@ def test_legacy_mobile_ptl_to_pte_reproduces_old_pytorch(tmp_path, name):
 
 
 def test_int8_conversion_is_calibrated_and_checked(tmp_path, legacy_io):
-    import osdbSim
     calibration = tmp_path / "cal.json"
     osdbSim.simulate_database(calibration, n_users=4, seizures_per_user=1, nda_per_user=2,
                               false_alarms_per_user=1, seed=3)
@@ -156,8 +157,8 @@ def test_int8_conversion_is_calibrated_and_checked(tmp_path, legacy_io):
     entry = json.loads((tmp_path / "m8.json").read_text())
     assert entry["quantize"] == "int8" and entry["backend"] == "xnnpack"
     assert out.stat().st_size < 0.4 * (FIXTURES / "legacy_deepepicnn.pt").stat().st_size
-    got = exportUtils.softmax(pte_outputs(out, legacy_io["inputs"]))
-    want = exportUtils.softmax(legacy_io["outputs"])
+    got = exportCore.softmax(pte_outputs(out, legacy_io["inputs"]))
+    want = exportCore.softmax(legacy_io["outputs"])
     assert np.mean(got.argmax(1) == want.argmax(1)) >= 0.95 and np.abs(got - want).max() < 0.15
-    with pytest.raises(exportUtils.UsageError, match="needs --calibration"):
+    with pytest.raises(exportCore.UsageError, match="needs --calibration"):
         convertPt2Pte.main([str(FIXTURES / "legacy_deepepicnn.pt"), "-o", str(out), "--quantize", "int8"])

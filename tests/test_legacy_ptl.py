@@ -11,7 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-import legacyPtl
+from osdkit.export import legacyPtl
+
 from conftest import FIXTURES
 
 TOLERANCE = 1e-4

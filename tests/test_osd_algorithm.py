@@ -4,10 +4,11 @@ import json
 import numpy as np
 import pytest
 
-import osdbData
+from osdkit.app.osdAlgorithm import (ALARM, OK, WARNING, combine, escalate, freq_to_bin, ml_result, osd_algorithm,
+                                     osd_on_events, osd_settings, osd_spectrum, segment_starts)
+from osdkit.data import osdbData
+
 from conftest import FIXTURES
-from osdAlgorithm import (ALARM, OK, WARNING, combine, escalate, freq_to_bin, ml_result, osd_algorithm,
-                          osd_on_events, osd_settings, osd_spectrum, segment_starts)
 
 REAL_EVENT = FIXTURES / "event_45781_tonic_clonic.json"
 

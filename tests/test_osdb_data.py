@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import configUtils
-import osdbData
-from osdbData import Event, OsdbFileError, parse_time, read_osdb_file, read_osdb_files
-from osdbFilters import filter_events
-from osdbSplit import augment_events, kfold_splits, noisy_copy, phase_shifted_copies, split_events
+from osdkit.data import osdbData
+from osdkit.data.osdbData import Event, OsdbFileError, parse_time, read_osdb_file, read_osdb_files
+from osdkit.data.osdbFilters import filter_events
+from osdkit.data.osdbSplit import augment_events, kfold_splits, noisy_copy, phase_shifted_copies, split_events
+from osdkit.training import configUtils
 
 FIXTURE = Path(__file__).parent / "fixtures" / "event_45781_tonic_clonic.json"
 T0 = 1683268127.0  # 2023-05-05T06:28:47Z

@@ -11,10 +11,9 @@ import numpy as np
 import pytest
 from scipy.signal import find_peaks
 
-import osdAlgorithm
-import osdbSim
-import simSeizures
-import simSensor
+from osdkit.app import osdAlgorithm
+from osdkit.sim import osdbSim, simSeizures, simSensor
+
 from conftest import run_script
 
 FIXTURE = Path(__file__).parent / "fixtures" / "event_45781_tonic_clonic.json"

@@ -8,15 +8,16 @@ import numpy as np
 import pytest
 import torch
 
-import appIndex
+from osdkit.app import appIndex
+from osdkit.export import exportCore
+from osdkit.io import fileUtils
+from osdkit.phone import phoneCheck, phoneEnv, phoneGuest
+from osdkit.sim import osdbSim
+
 import convertPt2Pte
 import convertPtl2Pte
-import exportUtils
-import osdbSim
-import phoneCheck
-import phoneEnv
-import phoneGuest
 from conftest import FIXTURES, make_checkpoint
+
 
 def phone_result(a53="ok", a76="ok"):
     """A check_pte result as the phone check returns it, with the given outcomes."""
@@ -31,7 +32,7 @@ def test_entry_keeps_dotprod_unless_the_armv80_check_passed():
     assert appIndex.min_cpu_features(phone_result(), allow_no_dotprod=True) == ["asimd"]
     for refused in (None, {"available": False, "reason": "no phone environment"},
                     phone_result(a53="illegal instruction"), phone_result(a53="wrong outputs")):
-        with pytest.raises(exportUtils.ExportError, match="--allow-no-dotprod refused.*cortex-a53"):
+        with pytest.raises(exportCore.ExportError, match="--allow-no-dotprod refused.*cortex-a53"):
             appIndex.min_cpu_features(refused, allow_no_dotprod=True, path="m.pte")
     assert appIndex.phone_check_record(None) == {"status": "not checked", "reason": "not run"}
     record = appIndex.phone_check_record(phone_result(a53="illegal instruction"))
@@ -91,7 +92,7 @@ def test_converter_writes_only_what_the_admitted_cpu_runs(tmp_path, monkeypatch,
     entry = json.loads((tmp_path / "b.json").read_text())
     assert entry["min_cpu_features"] == ["asimd", "asimddp"] and "fp16" not in entry["min_cpu_features"]
     assert entry["phone_check"]["cpus"] == {"cortex-a53": "wrong outputs", "cortex-a76": "ok"}
-    assert entry["sha256"] == exportUtils.sha256_of(tmp_path / "b.pte")
+    assert entry["sha256"] == fileUtils.sha256_of(tmp_path / "b.pte")
     assert convertPt2Pte.main(argv[1:] + ["--allow-no-dotprod"]) == 1
     assert "--allow-no-dotprod refused" in capsys.readouterr().err
     assert (tmp_path / "b.pte").read_bytes() != b"previous model"
@@ -114,7 +115,7 @@ def test_converter_without_environment_says_so_and_records_not_checked(tmp_path,
     entry = json.loads((tmp_path / "m.json").read_text())
     assert entry["phone_check"]["status"] == "not checked"
     assert entry["min_cpu_features"] == ["asimd", "asimddp"]
-    with pytest.raises(exportUtils.UsageError, match="needs the phone check"):
+    with pytest.raises(exportCore.UsageError, match="needs the phone check"):
         convertPt2Pte.main([str(tmp_path / "m.pt"), "--phone-cache", str(empty), "--allow-no-dotprod"])
 
 
@@ -138,8 +139,9 @@ def small_ptes(tmp_path_factory, phone_env):
     paths = {}
     for kind, quantize in (("fp32", None), ("int8", "int8")):
         path = tmp / f"{kind}.pte"
-        report = exportUtils.export_pte(model, shape, path, "xnnpack", quantize,
-                                        calibration if quantize else None)
+        report = exportCore.export_pte(model, shape, path, "xnnpack", quantize,
+                                        calibration if quantize else None,
+                                        inputs=osdbSim.reference_windows(shape))
         appIndex.write_entry_beside(path, appIndex.app_entry(path, report))
         paths[kind] = path
     return paths
@@ -176,8 +178,8 @@ def test_without_the_fix_the_wheel_dies_on_armv80(small_ptes):
                                    n_windows=2, obey_skip=False)[str(small_ptes["int8"])]
     assert result["cpus"]["cortex-a53"]["outcome"] == "illegal instruction"
     assert not result["ok"]
-    inputs = exportUtils.reference_windows((1, 1, 750), n=2).numpy()
-    assert np.isfinite(exportUtils.run_pte(str(small_ptes["int8"]), inputs)).all()  # fine on x86
+    inputs = osdbSim.reference_windows((1, 1, 750), n=2)
+    assert np.isfinite(exportCore.run_pte(str(small_ptes["int8"]), inputs)).all()  # fine on x86
 
 
 def test_legacy_model_with_adaptive_pooling_runs_on_both_emulated_cpus(phone_env, tmp_path, monkeypatch):
@@ -190,4 +192,4 @@ def test_legacy_model_with_adaptive_pooling_runs_on_both_emulated_cpus(phone_env
     entry = json.loads(out.with_suffix(".json").read_text())
     assert entry["phone_check"]["cpus"] == {"cortex-a53": "ok", "cortex-a76": "ok"}
     io = np.load(FIXTURES / "legacy_smallnet_io.npz")
-    assert np.abs(exportUtils.run_pte(str(out), io["inputs"]) - io["outputs"]).max() < 1e-4
+    assert np.abs(exportCore.run_pte(str(out), io["inputs"]) - io["outputs"]).max() < 1e-4

@@ -12,9 +12,8 @@ import numpy as np
 import pytest
 import torch
 
-import configUtils
-import nnTrainer
-import trainingData
+from osdkit.training import configUtils, trainer, trainingData
+
 from conftest import FIXTURES, ROOT, run_script
 
 MODEL = "deepEpiCnnModel_pytorch"
@@ -140,7 +139,7 @@ def train_like_ddp(config, world):
     run, _ = configUtils.load_run_config(config)
     events, source = trainingData.read_events(run)
     data = trainingData.prepare_split(run, trainingData.fold_splits(run, events)[0], source)
-    torch.set_flush_denormal(True)  # as nnTrainer.fit does; other tests (hypothesis) need the default back
+    torch.set_flush_denormal(True)  # as trainer.fit does; other tests (hypothesis) need the default back
     try:
         return _steps_like_ddp(run, data, world)
     finally:
@@ -151,13 +150,13 @@ def _steps_like_ddp(run, data, world):
     cfg, labels = run.model, data.train.labels
     total = cfg.totalTrainingSteps
     torch.manual_seed(run.randomSeed)
-    model = nnTrainer.build_model(cfg)
-    optimizer = nnTrainer.build_optimizer(cfg, model)
-    scheduler = nnTrainer.build_scheduler(cfg, optimizer, total)
+    model = trainer.build_model(cfg)
+    optimizer = trainer.build_optimizer(cfg, model)
+    scheduler = trainer.build_scheduler(cfg, optimizer, total)
     loss_fn, step, epoch, losses = torch.nn.CrossEntropyLoss(), 0, 0, []
     model.train()
     while step < total:
-        shares = [nnTrainer.epoch_batches(labels, cfg.batchSize, cfg.useBalancedBatches, run.randomSeed, epoch,
+        shares = [trainer.epoch_batches(labels, cfg.batchSize, cfg.useBalancedBatches, run.randomSeed, epoch,
                                           rank, world) for rank in range(world)]
         loss_sum = seen = 0
         for b in range(min(len(shares[0]), total - step)):
@@ -227,7 +226,7 @@ FIT_PER_RANK = """
 import json, sys
 import numpy as np
 sys.path.insert(0, sys.argv[1])
-import configUtils, distUtils, nnTrainer, trainingData
+from osdkit.training import configUtils, distUtils, trainer, trainingData
 run, _ = configUtils.load_run_config(sys.argv[2])
 rank, _, _ = distUtils.init_distributed_mode()
 events, source = trainingData.read_events(run)
@@ -235,7 +234,7 @@ data = trainingData.prepare_split(run, trainingData.fold_splits(run, events)[0],
 labels = data.train.labels
 train = data.train.select(np.r_[np.flatnonzero(labels == 0)[:32], np.flatnonzero(labels == 1)[:32]])
 val = data.val if rank == 0 else data.val.select(data.val.labels == 0)
-state = nnTrainer.fit(run, train, val, sys.argv[3], show_progress=False)
+state = trainer.fit(run, train, val, sys.argv[3], show_progress=False)
 with open(f"{sys.argv[3]}/rank{rank}.json", "w") as f:
     json.dump({"epoch": state["epoch"], "history": state["history"]}, f)
 """
@@ -313,7 +312,7 @@ def test_export_error_in_the_main_job_is_one_line(tmp_path):
 def test_a_database_of_one_class_is_refused_before_training(tmp_path):
     """Bug 13 (issue 13): seizures alone trained and exited 0 with meaningless metrics."""
     sim = tmp_path / "sim.json"
-    import osdbSim
+    from osdkit.sim import osdbSim
     osdbSim.simulate_database(sim, n_users=4, seizures_per_user=2, nda_per_user=0, false_alarms_per_user=0)
     config = json.loads(tiny_config(tmp_path).read_text())
     config["osdbConfig"].update(cacheDir=str(tmp_path), osdbFiles=["sim.json"], simulate=False)

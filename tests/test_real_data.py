@@ -4,9 +4,11 @@ import os
 import numpy as np
 import pytest
 
-from realData import (adl_codes_to_g, adl_windows, evaluate_adl, evaluate_real, evaluate_real_event, format_real,
-                      gated_predictions, load_adl_recordings, read_adl_file, read_event, resample_32_to_25)
-from windowing import make_windows
+from osdkit.data.realData import (adl_codes_to_g, adl_events, load_adl_recordings, read_adl_file, read_event,
+                                  resample_32_to_25)
+from osdkit.data.windowing import make_windows
+from osdkit.reports.realDataReport import (evaluate_adl, evaluate_real, evaluate_real_event, format_real,
+                                           gated_predictions)
 
 FIXTURE = os.path.join(os.path.dirname(__file__), "fixtures", "event_45781_tonic_clonic.json")
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -64,17 +66,19 @@ def test_load_adl_skips_bad_files(tmp_path):
 
 
 def test_adl_windows_counts():
+    """ADL recordings become events of whole 5 s datapoints, windowed like every OSDB event."""
     recordings = [("A", "short", np.ones(749, np.float32)), ("A", "one", np.ones(750, np.float32)),
                   ("B", "three", np.arange(1000, dtype=np.float32)), ("B", "three_b", np.ones(1124, np.float32))]
-    data = adl_windows(recordings)
-    assert data["n_too_short"] == 1
-    assert data["windows"].shape == (7, 1, 750) and data["windows"].dtype == np.float32
-    assert data["recording_index"].tolist() == [1, 2, 2, 2, 3, 3, 3]
-    assert data["activity"].tolist() == ["A", "B", "B", "B", "B", "B", "B"]
-    assert data["end_s"].tolist() == [30.0, 30.0, 35.0, 40.0, 30.0, 35.0, 40.0]
-    assert data["windows"][3, 0, -1] == 999 and data["windows"][2, 0, 0] == 125
-    empty = adl_windows([("A", "short", np.ones(10, np.float32))])
-    assert empty["windows"].shape == (0, 1, 750) and empty["n_too_short"] == 1
+    events = adl_events(recordings)
+    assert [len(e.dp_times) for e in events] == [5, 6, 8, 8] and events[2].id == "B/three"
+    assert events[2].sub_type == "B" and events[2].label == 0 and events[2].seizure_times is None
+    data = make_windows(events)
+    windows = data.batch(np.arange(len(data)))
+    assert windows.shape == (7, 1, 750) and windows.dtype == np.float32
+    assert data.event_index.tolist() == [1, 2, 2, 2, 3, 3, 3]
+    assert data.end_time.tolist() == [30.0, 30.0, 35.0, 40.0, 30.0, 35.0, 40.0]
+    assert windows[3, 0, -1] == np.float32(999 * 1000) / 1000 and windows[2, 0, 0] == 125
+    assert len(make_windows(adl_events([("A", "short", np.ones(10, np.float32))]))) == 0
 
 
 def test_gated_predictions_zero_still_windows():

@@ -20,10 +20,12 @@ from pathlib import Path
 import pytest
 import torch
 
-import deepEpiCnn
+from osdkit.io import fileUtils
+from osdkit.model import deepEpiCnn
+
 from conftest import FIXTURES, ROOT, make_checkpoint, run_script
 
-HAVE_LEGACY_PTL = importlib.util.find_spec("legacyPtl") is not None
+HAVE_LEGACY_PTL = importlib.util.find_spec("osdkit.export.legacyPtl") is not None
 needs_legacy_ptl = pytest.mark.skipif(not HAVE_LEGACY_PTL,
                                       reason="legacyPtl.py (used by convertPtl2Pte.py) is not there yet")
 PT2PTE, PT2PTL, PTL2PTE = "convertPt2Pte.py", "convertPt2Ptl.py", "convertPtl2Pte.py"
@@ -328,11 +330,10 @@ def test_ctrl_c_stops_the_worker_pool(inputs, out):
 
 
 def test_atomic_output_removes_temp_file_on_interrupt(tmp_path):
-    import exportUtils
     target = tmp_path / "m.pte"
     target.write_bytes(b"earlier")
     with pytest.raises(KeyboardInterrupt):
-        with exportUtils.atomic_output(target) as tmp:
+        with fileUtils.atomic_output(target) as tmp:
             tmp.write_bytes(b"half")
             raise KeyboardInterrupt
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.pte"]

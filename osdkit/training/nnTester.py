@@ -1,0 +1,128 @@
+"""The main job's test step: a run's models side by side on the test events, and on the real recordings.
+
+p(seizure) is computed as the app computes it: softmax(logits)[1] (`p_seizure`) on each 30 s window,
+set to 0 where the app's movement gate fails. The .pte is run with the ExecuTorch runtime one window at
+a time, as on the phone. Writes per variant `<modelFname>_<variant>_testResults.json`, the events CSV
+and plots, plus `testResults.json` (the .pt figures, the earlier file name). Every call into
+appEvaluation is in `evaluate_windows`; the real recordings go through realDataReport.evaluate_real.
+"""
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from osdkit.app import appEvaluation
+from osdkit.data import windowing
+from osdkit.export import exportCore
+from osdkit.io import fileUtils
+from osdkit.reports import plots, realDataReport
+
+PARITY_SAMPLE = 256
+
+
+# ---------------------------------------------------------------- p(seizure)
+def p_seizure(logits):
+    """p(seizure) = softmax(logits)[:, 1] as numpy, what the app takes from the model's output."""
+    return exportCore.softmax(np.asarray(logits))[:, 1]
+
+
+def pte_predict_fn(path):
+    """batch (N,1,L) float32 -> p(seizure) (N,) through the ExecuTorch runtime, one window at a time."""
+    method = exportCore.load_pte_method(str(path))
+
+    def predict(batch):
+        batch = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32))
+        return p_seizure(np.concatenate([method.execute([batch[i:i + 1]])[0].numpy() for i in range(len(batch))]))
+    return predict
+
+
+def eager_predict_fn(model, device="cpu"):
+    """batch (N,1,L) float32 -> p(seizure) (N,) from an eager model (eval mode, no grad)."""
+    def predict(batch):
+        model.eval()
+        with torch.no_grad():
+            return p_seizure(model(torch.from_numpy(np.ascontiguousarray(batch)).to(device)).cpu().numpy())
+    return predict
+
+
+def predict_windows(predict, windows, batch_size=1024):
+    """p(seizure) of every window of a WindowSet, in batches."""
+    out = [predict(windows.batch(np.arange(s, min(s + batch_size, len(windows)))))
+           for s in range(0, len(windows), batch_size)]
+    return np.concatenate(out) if out else np.zeros(0, dtype=np.float32)
+
+
+# ---------------------------------------------------------------- simulated / OSDB test events
+def model_predictors(trained):
+    """{variant: predict} for the eager model and each .pte exported beside its checkpoint."""
+    predictors = {"pt": eager_predict_fn(trained.model)}
+    for variant, suffix in (("pte", ".pte"), ("pte_int8", "_int8.pte")):
+        path = trained.best_path.with_name(trained.best_path.stem + suffix)
+        if path.exists():
+            predictors[variant] = pte_predict_fn(path)
+    return predictors
+
+
+def evaluate_windows(p, windows, events, threshold):
+    """(results, event rows, sweep) of gated p(seizure) on a WindowSet as the app would run the model:
+    ML, OSD algorithm and combined with the escalation, plus single-window figures (appEvaluation);
+    rates use the windows' step."""
+    return appEvaluation.evaluate_app(p, windows, events, threshold)
+
+
+def evaluate_models(folder, name, predictors, data, alarm):
+    """Evaluate every predictor on the test windows with the app's alarm settings; write the results."""
+    threshold = alarm["threshold_pct"] / 100
+    test = data.test
+    gate = windowing.movement_gate(test, alarm["gate_pct"])
+    results, probabilities = {}, {}
+    for variant, predict in predictors.items():
+        p = predict_windows(predict, test) * gate
+        probabilities[variant] = p
+        res, rows, sweep = evaluate_windows(p, test, data.test_events, threshold)
+        plots.write_app_results(folder, f"{name}_{variant}_", res, rows, sweep)
+        results[variant] = res
+    for variant in probabilities:
+        if variant != "pt":
+            results[variant]["max_prob_diff_vs_pt"] = float(np.abs(probabilities[variant] - probabilities["pt"]).max())
+            results[variant]["class_agreement_vs_pt"] = float(np.mean(
+                (probabilities[variant] > threshold) == (probabilities["pt"] > threshold)))
+    fileUtils.write_json_atomic(Path(folder) / "testResults.json", results["pt"])
+    return results
+
+
+def evaluate_trained(folder, trained, data, alarm):
+    """`evaluate_models` on the trained model and its exports, plus the .ptl/.pte parity; results by variant."""
+    name = trained.best_path.stem
+    results = evaluate_models(folder, name, model_predictors(trained), data, alarm)
+    results["parity"] = ptl_pte_parity(trained, data.test)
+    fileUtils.write_json_atomic(Path(folder) / f"{name}_results_by_variant.json", results)
+    variants = {k: v for k, v in results.items() if k != "parity"}
+    print(plots.compare_variants(variants))
+    print(plots.compare_variants_app(variants))
+    return results
+
+
+def ptl_pte_parity(trained, windows):
+    """Max |logit difference| between the run's .ptl and .pte (and .pte vs eager) on test windows."""
+    ptl, pte = trained.best_path.with_suffix(".ptl"), trained.best_path.with_suffix(".pte")
+    idx = np.linspace(0, len(windows) - 1, min(PARITY_SAMPLE, len(windows))).astype(int)
+    x = torch.from_numpy(windows.batch(idx))
+    out = {"n_windows": len(idx)}
+    if pte.exists():
+        pte_out = exportCore.run_pte(str(pte), x)
+        out["pte_vs_pt_max_abs_logit_diff"] = float(np.abs(pte_out - exportCore.eager_outputs(trained.model, x)).max())
+        if ptl.exists():
+            out["ptl_vs_pte_max_abs_logit_diff"] = float(np.abs(exportCore.run_ptl(ptl, x) - pte_out).max())
+    return out
+
+
+# ---------------------------------------------------------------- real recordings
+def evaluate_real(real_dir, pte_path, alarm, folder):
+    """The real-data step of one fold: the fold's .pte on the real recordings as the app would run it
+    (realDataReport.evaluate_real: ML, OSD and combined with the escalation); {} when the folder or the .pte
+    is missing."""
+    if not real_dir or not Path(real_dir).is_dir() or not Path(pte_path).exists():
+        return {}
+    return realDataReport.evaluate_real(real_dir, pte_predict_fn(pte_path), alarm["threshold_pct"] / 100,
+                                  alarm["gate_pct"], plot_dir=folder)
