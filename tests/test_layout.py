@@ -1,6 +1,12 @@
 """The layout (issue 18): scripts at the root, one package by concern, dependencies flowing one way."""
 import ast
+import pickle
 
+import torch
+
+from osdkit.model import deepEpiCnn
+
+import exportUtils
 from conftest import ROOT
 
 PACKAGE = ROOT / "osdkit"
@@ -76,3 +82,13 @@ def test_every_folder_says_what_lives_there_and_the_readme_maps_them():
     scripts = sorted(p.name for p in ROOT.glob("*.py"))
     assert [s for s in scripts if f"`{s}`" not in readme] == []
     assert [str(p) for p in module_files().values() if "/work/" in p.read_text()] == []
+
+
+def test_root_facades_export_what_the_guide_shows(tmp_path):
+    """EXECUTORCH_EXPORT.md: other architectures export with exportUtils.export_pte(...) from their own
+    code; deepEpiCnn.DeepEpiCnn stays importable for whole-module pickles."""
+    module = torch.nn.Sequential(torch.nn.Conv1d(1, 2, 5), torch.nn.AdaptiveAvgPool1d(1), torch.nn.Flatten())
+    report = exportUtils.export_pte(module.eval(), (1, 1, 750), tmp_path / "other.pte",
+                                    inputs=exportUtils.reference_windows((1, 1, 750)))
+    assert report["parity"]["ok"] and report["num_classes"] == 2
+    assert pickle.loads(b"cdeepEpiCnn\nDeepEpiCnn\n.") is deepEpiCnn.DeepEpiCnn  # the earlier import path

@@ -133,7 +133,7 @@ def app_states(p, windows, events, threshold, step_s, strategy="ANY"):
 def column_outcomes(state, timeline):
     """metrics.alarm_outcomes of one column's states: ALARM detects (in the seizure) and alarms."""
     return metrics.alarm_outcomes(state == ALARM, timeline.in_seizure, timeline.event, timeline.time,
-                                     len(timeline.offsets) - 1, DATAPOINT_S)
+                                  len(timeline.offsets) - 1, DATAPOINT_S)
 
 
 def column_summary(outcomes, summaries, event_mask=None):
@@ -166,7 +166,7 @@ def evaluate_app(p, windows, events, threshold, step_s=None, strategy="ANY",
     step_s = _step_s(windows, step_s)
     summaries = [e.summary() for e in events]
     single = metrics.event_metrics(p, windows.labels, windows.event_index, windows.end_time, summaries,
-                                      threshold, step_s)
+                                   threshold, step_s)
     rows = single.pop("event_rows")
     results = {**metrics.window_metrics(p, windows.labels, threshold), **single}
     app = app_states(p, windows, events, threshold, step_s, strategy)
@@ -190,11 +190,12 @@ def evaluate_app(p, windows, events, threshold, step_s=None, strategy="ANY",
                         "osd_recorded_n_datapoints": int(comparable.sum()),
                         "osd_recorded_dp_agreement": float(same.mean()) if len(same) else None,
                         "osd_recorded_event_agreement": float(agree.mean())})
+    latencies = {column: metrics.event_latency_s(out["first_detection"], summaries) for column, out in outcomes.items()}
     for i, row in enumerate(rows):
         dp_columns = {k: row.pop(k) for k in [k for k in row if k.startswith("dp")]}
         for column, out in outcomes.items():
             known = column != "osd_recorded" or recorded[i]
-            latency = metrics.event_latency_s(out["first_detection"], summaries)[i]
+            latency = latencies[column][i]
             row[f"{ROW_NAMES[column]}Prediction"] = int(predicted(out, labels)[i]) if known else None
             row[f"{ROW_NAMES[column]}LatencyS"] = round(float(latency), 3) \
                 if known and labels[i] == 1 and np.isfinite(latency) else None
