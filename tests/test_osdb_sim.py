@@ -14,6 +14,7 @@ from scipy.signal import find_peaks
 from osdkit.app import osdAlgorithm
 from osdkit.sim import osdbSim, simSeizures, simSensor
 
+import osdbSim as osdbSimScript
 from conftest import run_script
 
 FIXTURE = Path(__file__).parent / "fixtures" / "event_45781_tonic_clonic.json"
@@ -172,8 +173,8 @@ def test_write_is_atomic(tmp_path, monkeypatch):
 
 def test_command_line_writes_file_and_plot(tmp_path, capsys):
     out, png = tmp_path / "cli.json", tmp_path / "cli.png"
-    assert osdbSim.main([str(out), "--users", "2", "--seizures", "1", "--nda", "1", "--false-alarms", "1",
-                         "--seed", "3", "--plot", str(png)]) == 0
+    assert osdbSimScript.main([str(out), "--users", "2", "--seizures", "1", "--nda", "1", "--false-alarms", "1",
+                               "--seed", "3", "--plot", str(png)]) == 0
     assert len(json.loads(out.read_text())) == 6
     assert '"events": 6' in capsys.readouterr().out
     assert png.stat().st_size > 10000
