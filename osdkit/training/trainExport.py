@@ -81,7 +81,8 @@ def export_trained(run, trained, train_windows, alarm):
     missing = exportCore.executorch_missing() if targets else None
     if missing and missing not in _WARNED:
         _WARNED.add(missing)
-        print(f"warning: {missing}; the run writes and tests .pt" + (" and .ptl" if "ptl" in reports else ""))
+        print(f"warning: {missing}; the run writes .pt" + (" and .ptl" if "ptl" in reports else "")
+              + " and tests .pt")
     elif targets:
         reports.update(export_ptes(run, trained, train_windows, alarm, targets))
     fileUtils.write_json_atomic(best_path.parent / "export_report.json", reports)
