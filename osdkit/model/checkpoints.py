@@ -78,11 +78,11 @@ def model_from_checkpoint(path, input_shape=None, num_classes=None, allow_pickle
     """Rebuild the eager DeepEpiCnn of a checkpoint with its input normalisation (see
     checkpoint_input_norm); return (model, input_shape, info)."""
     state, info = load_checkpoint(path, allow_pickle)
-    norm = checkpoint_input_norm(path, info, input_norm)
-    try:
-        model = deepEpiCnn.model_from_state_dict(state, input_norm=norm)
+    try:  # the architecture first: "not DeepEpiCnn's" says more than a missing normalisation
+        deepEpiCnn.model_from_state_dict(state)
     except ValueError as err:
         raise ExportError(f"{path}: {err}") from None
+    model = deepEpiCnn.model_from_state_dict(state, input_norm=checkpoint_input_norm(path, info, input_norm))
     classes = model.fc_out.out_features
     if num_classes is not None and num_classes != classes:
         raise ExportError(f"{path}: --num-classes {num_classes} but the weights have {classes} classes")
