@@ -16,6 +16,7 @@ from osdkit.sim import osdbSim
 
 import convertPt2Pte
 import convertPtl2Pte
+import phoneCheck as phoneCheckScript
 from conftest import FIXTURES, make_checkpoint
 
 
@@ -151,7 +152,7 @@ def test_fp32_and_int8_run_on_both_emulated_cpus_and_entries_record_it(small_pte
     report = tmp_path / "report.json"
     argv = [str(small_ptes["fp32"]), str(small_ptes["int8"]), "--windows", "8", "--report", str(report),
             "--allow-no-dotprod"]
-    assert phoneCheck.main(argv) == 0
+    assert phoneCheckScript.main(argv) == 0
     results = json.loads(report.read_text())["files"]
     for kind, path in small_ptes.items():
         result = results[str(path)]
