@@ -21,11 +21,13 @@ gap of more than 7.5 s between datapoints (the app itself keeps its buffer acros
 window holds no signal the watch saw in one piece).
 """
 import json
+import math
+import re
 from pathlib import Path
 
 import numpy as np
 
-from osdkit.app import appEvaluation, metrics
+from osdkit.app import appEvaluation, appIndex, metrics
 from osdkit.app.osdAlgorithm import ALARM
 from osdkit.cli import cliUtils
 from osdkit.data import osdbData, windowing
@@ -33,36 +35,53 @@ from osdkit.export import exportCore
 from osdkit.io import fileUtils
 from osdkit.model import checkpoints
 from osdkit.reports import plots
+from osdkit.sim import osdbSim
 from osdkit.training import nnTester
 
-APP_DEFAULTS = {"accel_std_threshold_pct": 5, "seizure_probability_threshold_pct": 50}
+APP_DEFAULTS = {"accel_std_threshold_pct": appIndex.DEFAULT_GATE_PCT,
+                "seizure_probability_threshold_pct": appIndex.DEFAULT_THRESHOLD_PCT}
 MODEL_SUFFIXES = (".pte", ".pt")
 
 
-def model_input_size(path):
-    """The input length a model takes: the .pte program's input shape [1,1,L], or the checkpoint's."""
+def load_model(path, input_size=None, input_norm=None):
+    """(predict, the model's own input_size) for a model the app can run: a .pte with one float32
+    [1, 1, L] input and two finite logits out, or a checkpoint giving them; ExportError naming it else."""
     path = Path(path)
     if path.suffix == ".pte":
-        sizes = tuple(exportCore.load_pte_method(str(path)).metadata.input_tensor_meta(0).sizes())
-        if len(sizes) != 3 or sizes[:2] != (1, 1):
-            raise exportCore.ExportError(f"{path}: input shape {list(sizes)}, the app passes [1, 1, input_size]")
-        return int(sizes[2])
-    return int(max(checkpoints.model_from_checkpoint(path)[1][1:]))
+        _, own = exportCore.load_app_pte(path, osdbSim.reference_windows)
+        return nnTester.pte_predict_fn(path), own
+    model, shape, _ = checkpoints.model_from_checkpoint(path, (1, 1, input_size) if input_size else None,
+                                                        input_norm=input_norm)
+    windows = osdbSim.reference_windows((1, 1, shape[-1]), n=4)
+    exportCore.check_logits(exportCore.eager_outputs(model, exportCore.as_inputs(windows, (1, 1, shape[-1]))),
+                            path)
+    return nnTester.eager_predict_fn(model), int(max(shape[1:]))
 
 
-def app_settings(model_path, input_size=None, gate_pct=None, threshold_pct=None):
+def model_entry(model_path, log=print):
+    """The app entry beside the model (`<model>.json`, validated), or {} when there is none or it
+    describes another file (its sha256 is not the .pte's: a warning, and the entry is ignored)."""
+    entry_path = Path(model_path).with_suffix(".json")
+    entry = appIndex.read_entry(entry_path) or {}
+    if "sha256" in entry and Path(model_path).suffix == ".pte" and not appIndex.entry_matches(entry, model_path):
+        log(f"warning: {entry_path}: its sha256 is not {model_path}'s (an entry for another file): ignored, "
+            "using the flags and the app's defaults")
+        return {}
+    return entry
+
+
+def app_settings(model_path, input_size=None, gate_pct=None, threshold_pct=None, own_size=None, log=print):
     """input_size (the model's own) and thresholds: flags first, then the entry beside the model, then the
     app's defaults. ValueError when the flag or the entry names an input_size the .pte does not take."""
-    entry_path = Path(model_path).with_suffix(".json")
-    entry = json.loads(entry_path.read_text()) if entry_path.exists() else {}
+    entry = model_entry(model_path, log)
     settings = {key: entry.get(key, default) for key, default in APP_DEFAULTS.items()}
     for key, value in (("accel_std_threshold_pct", gate_pct), ("seizure_probability_threshold_pct", threshold_pct)):
         if value is not None:
             settings[key] = value
-    own = model_input_size(model_path)
+    own = own_size if own_size is not None else load_model(model_path, input_size)[1]
     asked = input_size if input_size is not None else entry.get("input_size")
     if asked is not None and int(asked) != own and Path(model_path).suffix == ".pte":
-        source = "--input-size" if input_size is not None else str(entry_path)
+        source = "--input-size" if input_size is not None else str(Path(model_path).with_suffix(".json"))
         raise ValueError(f"{model_path}: {source} says input_size {asked} but the program takes {own}")
     settings["input_size"] = int(asked) if asked is not None else own
     return settings
@@ -133,15 +152,66 @@ def _fmt(value):
     return "n/a" if value is None else f"{value:.1f}"
 
 
+def model_columns(paths):
+    """A unique column name per model: its file name, or the path as given when two share a name;
+    ValueError for one file given twice."""
+    seen = {}
+    for path in paths:
+        key = Path(path).resolve()
+        if key in seen:
+            raise ValueError(f"{path}: model given twice (also as {seen[key]})")
+        seen[key] = path
+    names = [p.name for p in paths]
+    return [p.name if names.count(p.name) == 1 else str(p) for p in paths]
+
+
+def plot_names(events):
+    """A file name per event for its timeline: the event id with anything but letters, digits, '-', '_'
+    and '.' replaced (no folder, never hidden), made unique with _2, _3 ... in event order."""
+    names, used = [], set()
+    for event in events:
+        stem = re.sub(r"[^A-Za-z0-9_.-]", "_", str(event.id)).strip(".")[:100] or "event"
+        name, n = f"event_{stem}.png", 1
+        while name in used:
+            n += 1
+            name = f"event_{stem}_{n}.png"
+        used.add(name)
+        names.append(name)
+    return names
+
+
+def json_ready(value):
+    """`value` with numpy arrays as lists and every NaN/inf as null: the report is strict JSON."""
+    if isinstance(value, dict):
+        return {str(k): json_ready(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return [json_ready(v) for v in (value.tolist() if isinstance(value, np.ndarray) else value)]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def write_report(path, report):
+    """The --json report, strict JSON (allow_nan=False), written atomically."""
+    with fileUtils.atomic_output(path) as tmp:
+        tmp.write_text(json.dumps(json_ready(report), indent=2, allow_nan=False) + "\n")
+
+
 def get_args_parser():
     parser = cliUtils.CliParser(description=__doc__.splitlines()[0])
     parser.add_argument("files", nargs="+", help="model(s) (.pte, .pt) and OSDB event JSON file(s)")
-    parser.add_argument("--input-size", type=int, help="input_size of a .pt model (default: its checkpoint's)")
-    parser.add_argument("--gate-pct", type=float, help="accel_std_threshold_pct (default: entry, else 5)")
-    parser.add_argument("--threshold-pct", type=float,
-                        help="seizure_probability_threshold_pct (default: entry, else 50)")
-    parser.add_argument("--plots", help="folder for one timeline PNG per event")
-    parser.add_argument("--max-plots", type=int, default=50, help="at most this many plots")
+    parser.add_argument("--input-size", type=cliUtils.positive_int,
+                        help="input_size of a .pt model (default: its checkpoint's)")
+    parser.add_argument("--gate-pct", type=cliUtils.percent,
+                        help="accel_std_threshold_pct, 0..100 (default: the entry beside the model, else 5)")
+    parser.add_argument("--threshold-pct", type=cliUtils.percent,
+                        help="seizure_probability_threshold_pct, 0..100 (default: the entry, else 50)")
+    cliUtils.add_input_norm_arg(parser)
+    parser.add_argument("--plots", help="folder for one timeline PNG per event (created)")
+    parser.add_argument("--max-plots", type=cliUtils.positive_int, default=50,
+                        help="at most this many plots (default: %(default)s)")
     parser.add_argument("--json", help="write every event's replay to this JSON file")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks")
     return parser
@@ -153,12 +223,12 @@ def main(argv=None):
     event_paths = [f for f in args.files if Path(f).suffix not in MODEL_SUFFIXES]
     if not event_paths:
         raise ValueError("no OSDB event file given (models end in .pte or .pt, event files do not)")
+    cliUtils.check_output_path(args.json, "--json")
+    cliUtils.check_output_folder(args.plots, "--plots")
     models = {}
-    for path in model_paths:
-        settings = app_settings(exportCore.check_file(path), args.input_size, args.gate_pct, args.threshold_pct)
-        predict = nnTester.pte_predict_fn(path) if path.suffix == ".pte" else \
-            nnTester.eager_predict_fn(checkpoints.model_from_checkpoint(path)[0])
-        models[path.name] = (predict, settings)
+    for name, path in zip(model_columns(model_paths), model_paths):
+        predict, own = load_model(path, args.input_size, args.input_norm)
+        models[name] = (predict, app_settings(path, args.input_size, args.gate_pct, args.threshold_pct, own))
     events = read_event_files(event_paths)
     run = replay(events, models)
     timeline = run["timeline"]
@@ -168,7 +238,7 @@ def main(argv=None):
     if args.plots:
         Path(args.plots).mkdir(parents=True, exist_ok=True)
     replays = []
-    for i, event in enumerate(events):
+    for i, (event, plot_name) in enumerate(zip(events, plot_names(events))):
         dps = slice(timeline.offsets[i], timeline.offsets[i + 1])
         p_text = "".join(f", max p {run['p'][m][dps].max():.3f} ({m})" for m in models)
         print(f"event {event.id} ({event.type}/{event.sub_type}): " +
@@ -181,7 +251,7 @@ def main(argv=None):
                         "detections": {c: found[c][0][i] for c in states}})
         if args.plots and i < args.max_plots:
             plots.plot_app_timeline(
-                Path(args.plots) / f"event_{event.id}.png", f"event {event.id} {event.type}/{event.sub_type}",
+                Path(args.plots) / plot_name, f"event {event.id} {event.type}/{event.sub_type}",
                 timeline.time[dps], event.seizure_times,
                 {m: (run["p"][m][dps], s["seizure_probability_threshold_pct"] / 100) for m, (_, s) in models.items()},
                 {k: v[dps] for k, v in run["osd"].items()}, {c: s[dps] for c, s in states.items()})
@@ -192,7 +262,7 @@ def main(argv=None):
               f"seizure), {summary['event_fp']} of {len(events) - n_seizures} other events alarmed, "
               f"median latency {_fmt(summary['latency_median_s'])} s")
     if args.json:
-        fileUtils.write_json_atomic(args.json, {
+        write_report(args.json, {
             "models": {m: s for m, (_, s) in models.items()}, "events": replays,
             "summary": {c: {k: v for k, v in found[c][1].items() if k != "latency_s"} for c in states}})
     return 0

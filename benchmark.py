@@ -72,7 +72,8 @@ def batch_conversion(work, n):
     src.mkdir()
     for i in range(n):
         torch.manual_seed(i)
-        torch.save({"model_state_dict": deepEpiCnn.DeepEpiCnn().state_dict(), "config": {}}, src / f"m{i}.pt")
+        torch.save({"model_state_dict": deepEpiCnn.DeepEpiCnn().state_dict(),
+                    "config": {"modelConfig": {"inputNormalisation": "none"}}}, src / f"m{i}.pt")
     script = str(ROOT / "convertPt2Pte.py")
     start = time.perf_counter()
     for i in range(n):

@@ -13,9 +13,11 @@ from osdkit.model import checkpoints
 def get_args_parser():
     parser = cliUtils.CliParser(description=__doc__.splitlines()[0])
     parser.add_argument("inputs", nargs="+", help=".pt checkpoint(s) or folders of them")
-    parser.add_argument("--num-classes", type=int, help="check the weights have this many classes")
+    parser.add_argument("--num-classes", type=int,
+                        help="the weights' number of classes when it is not 2 (the app's); checked")
     parser.add_argument("--allow-pickle", action="store_true",
                         help="allow full unpickling (only for files you trust)")
+    cliUtils.add_input_norm_arg(parser)
     cliUtils.add_pte_args(parser)
     return parser
 
@@ -23,7 +25,7 @@ def get_args_parser():
 def convert_one(src, dst, opts):
     """One checkpoint -> verified .pte + app entry; returns the export report."""
     model, shape, _ = checkpoints.model_from_checkpoint(
-        src, opts.input_shape, opts.num_classes, opts.allow_pickle)
+        src, opts.input_shape, opts.num_classes, opts.allow_pickle, opts.input_norm)
     return pteConverter.export_staged(model, shape, dst, opts)
 
 

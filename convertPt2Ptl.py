@@ -18,17 +18,20 @@ def get_args_parser():
     parser = cliUtils.CliParser(description=__doc__.splitlines()[0])
     parser.add_argument("inputs", nargs="+", help=".pt checkpoint(s) or folders of them")
     parser.add_argument("-o", "--output", help="output .ptl (one input) or existing folder")
-    parser.add_argument("--num-classes", type=int, help="check the weights have this many classes")
+    parser.add_argument("--num-classes", type=int,
+                        help="the weights' number of classes when it is not 2 (the app's); checked")
     parser.add_argument("--allow-pickle", action="store_true",
                         help="allow full unpickling (only for files you trust)")
+    cliUtils.add_input_norm_arg(parser)
     cliUtils.add_batch_args(parser)
     return parser
 
 
 def convert_one(src, dst, opts):
     model, shape, _ = checkpoints.model_from_checkpoint(
-        src, opts.input_shape, opts.num_classes, opts.allow_pickle)
-    report = exportCore.export_ptl(model, shape, dst, inputs=osdbSim.reference_windows(shape))
+        src, opts.input_shape, opts.num_classes, opts.allow_pickle, opts.input_norm)
+    report = exportCore.export_ptl(model, shape, dst, inputs=osdbSim.reference_windows(shape),
+                                   num_classes=opts.num_classes)
     report["summary"] = f"verified, {exportCore.parity_text(report['parity'])}, {report['mobile']}"
     return report
 
@@ -36,7 +39,7 @@ def convert_one(src, dst, opts):
 def main(argv=None):
     args = get_args_parser().parse_args(argv)
     sources = batchConvert.expand_sources(args.inputs, {".pt", ".pth"})
-    outputs = batchConvert.output_paths(sources, args.output, ".ptl")
+    outputs = batchConvert.output_paths(sources, args.output, ".ptl", args.force)
     return batchConvert.convert_all(convert_one, sources, outputs, args, args.jobs, args.quiet)[0]
 
 

@@ -17,6 +17,8 @@ def get_args_parser():
     parser = cliUtils.CliParser(description=__doc__.splitlines()[0])
     parser.add_argument("inputs", nargs="+", help=".ptl file(s) or folders of them")
     parser.add_argument("--inspect", action="store_true", help="print what a legacy .ptl holds and stop")
+    parser.add_argument("--num-classes", type=int,
+                        help="the model's number of outputs when it is not 2 (the app's)")
     cliUtils.add_pte_args(parser)
     return parser
 

@@ -1,10 +1,12 @@
 """Run .pte files on emulated phone CPUs with the app's ExecuTorch runtime (osdkit.phone.phoneCheck).
 
     python phoneCheck.py model.pte [more.pte ...] [--report phone_check.json] [--windows 32] [--build]
-                         [--allow-no-dotprod]
+                         [--timeout S] [--allow-no-dotprod]
 
 Per file and CPU (cortex-a53 ARMv8.0, cortex-a76 ARMv8.2): ok / wrong outputs / illegal instruction /
-cannot load. Exit 0 only when every file is ok on every CPU.
+cannot load. Exit 0 only when every file is ok on every CPU; a file that gives no two finite logits
+on x86 already, a broken environment or one past --timeout (default $OSD_PHONE_CHECK_TIMEOUT or 1800 s)
+is exit 1 with one line naming it.
 """
 import json
 
@@ -13,7 +15,8 @@ from osdkit.export import exportCore
 from osdkit.export.exportCore import ExportError
 from osdkit.io import fileUtils
 from osdkit.phone import phoneEnv
-from osdkit.phone.phoneCheck import CPUS, check_ptes, summary, update_entry
+from osdkit.phone.phoneCheck import (CPUS, GUEST_TIMEOUT_S, TIMEOUT_VARIABLE, PhoneEnvironmentError, check_ptes,
+                                     rebuild_hint, summary, timeout_s, update_entry)
 from osdkit.sim import osdbSim
 
 
@@ -26,6 +29,8 @@ def get_args_parser():
     parser.add_argument("--cache", help=f"environment cache (default: ${phoneEnv.CACHE_VARIABLE} or "
                                         f"{phoneEnv.DEFAULT_CACHE})")
     parser.add_argument("--build", action="store_true", help="build the environment first when missing")
+    parser.add_argument("--timeout", help=f"seconds the emulated runs may take (default: ${TIMEOUT_VARIABLE} "
+                                          f"or {GUEST_TIMEOUT_S})")
     parser.add_argument("--allow-no-dotprod", action="store_true",
                         help="drop asimddp from the entries' min_cpu_features (refused unless the "
                              "emulated ARMv8.0 cortex-a53 ran the file correctly)")
@@ -39,6 +44,8 @@ def main(argv=None):
     args = get_args_parser().parse_args(argv)
     if args.windows < 1:
         raise exportCore.UsageError(f"--windows {args.windows}: needs at least 1 window")
+    timeout = timeout_s(args.timeout)
+    cliUtils.check_output_path(args.report, "--report")
     for pte in args.inputs:
         exportCore.check_file(pte)
     if args.build:
@@ -48,10 +55,12 @@ def main(argv=None):
         raise ExportError(f"phone check: {reason}")
     print(f"phone check: {len(args.inputs)} file(s) on emulated {', '.join(CPUS)} "
           "(about half a minute to start each emulated runtime)", flush=True)
-    results = check_ptes(args.inputs, None, args.cache, cpuinfo_fix=not args.no_cpuinfo_fix,
-                         n_windows=args.windows, obey_skip=False)  # asked for by name: run it
-    fileUtils.write_json_atomic(args.report, {"files": results,
-                                                "environment": phoneEnv.manifest(args.cache)})
+    try:
+        results = check_ptes(args.inputs, None, args.cache, cpuinfo_fix=not args.no_cpuinfo_fix,
+                             n_windows=args.windows, timeout=timeout, obey_skip=False)  # asked for: run it
+    except PhoneEnvironmentError as err:
+        raise ExportError(f"phone check: {err}; {rebuild_hint(args.cache)}") from None
+    fileUtils.write_json_atomic(args.report, {"files": results, "environment": phoneEnv.manifest(args.cache)})
     for pte, result in results.items():
         print(f"{pte}: {summary(result)}")
         entry = None if args.no_cpuinfo_fix else update_entry(pte, result, args.allow_no_dotprod)

@@ -141,7 +141,7 @@ def test_entry_fields_and_index_merge(exported, tmp_path):
                 "seizure_probability_threshold_pct", "description", "version", "size", "sha256",
                 "exporter", "min_runtime"):
         assert key in entry, key
-    assert entry["framework"] == "executorch" and entry["input_format"] == "1d_mag"
+    assert entry["framework"] == "pytorch" and entry["input_format"] == "1d_mag"
     assert entry["input_format_val"] == 1 and entry["recommended"] is False
     index = tmp_path / "index.json"
     index.write_text(json.dumps([{"name": "old", "fname": "model.pte"}, {"name": "other", "fname": "o.pte"}]))

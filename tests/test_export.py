@@ -55,7 +55,7 @@ def test_legacy_checkpoint_to_pte_matches_old_pytorch(tmp_path, legacy_io):
     assert np.abs(got - legacy_io["outputs"]).max() < 1e-4
     entry = json.loads((tmp_path / "legacy.json").read_text())
     assert entry["fname"] == "legacy.pte" and entry["input_size"] == 750
-    assert entry["framework"] == "executorch" and entry["sha256"] == fileUtils.sha256_of(out)
+    assert entry["framework"] == "pytorch" and entry["sha256"] == fileUtils.sha256_of(out)
 
 
 def test_two_step_pt_ptl_pte_matches_old_pytorch(tmp_path, legacy_io):
@@ -74,7 +74,7 @@ def test_three_class_1500_sample_bare_state_dict(tmp_path):
     src, out = tmp_path / "bare.pt", tmp_path / "bare.pte"
     model = make_checkpoint(src, num_classes=3, conv_dropout=0.1, bare=True)
     assert convertPt2Pte.main([str(src), "-o", str(out), "--input-shape", "1,1,1500",
-                               "--num-classes", "3", "-q"]) == 0
+                               "--num-classes", "3", "--input-norm", "none", "-q"]) == 0
     x = torch.from_numpy(osdbSim.reference_windows((1, 1, 1500), n=4, seed=7))
     got = pte_outputs(out, x.numpy())
     assert got.shape == (4, 3)
@@ -105,7 +105,7 @@ def test_failed_verification_leaves_no_file_and_keeps_old_one(tmp_path, monkeypa
     out.write_bytes(b"previous verified model")
     real_run = exportCore.run_pte
     monkeypatch.setattr(exportCore, "run_pte", lambda *a, **k: real_run(*a, **k) + 1e-3)
-    assert convertPt2Pte.main([str(src), "-o", str(out), "--jobs", "1"]) == 1
+    assert convertPt2Pte.main([str(src), "-o", str(out), "--jobs", "1", "--force"]) == 1
     assert "verification failed" in capsys.readouterr().err
     assert out.read_bytes() == b"previous verified model"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.pt", "m.pte"]

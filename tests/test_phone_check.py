@@ -83,7 +83,7 @@ def test_converter_writes_only_what_the_admitted_cpu_runs(tmp_path, monkeypatch,
     monkeypatch.delenv(phoneCheck.SKIP_VARIABLE)
     monkeypatch.setattr(phoneEnv, "missing_reason", lambda cache=None: None)
     monkeypatch.setattr(phoneCheck, "check_ptes", fake_check)
-    argv = [str(tmp_path / "a.pt"), str(tmp_path / "b.pt"), "-o", str(tmp_path), "--jobs", "1"]
+    argv = [str(tmp_path / "a.pt"), str(tmp_path / "b.pt"), "-o", str(tmp_path), "--jobs", "1", "--force"]
     assert convertPt2Pte.main(argv) == 1
     err = capsys.readouterr().err
     assert f"error: {tmp_path / 'a.pte'}: fails on the app's runtime on an emulated cortex-a76 " \

@@ -331,10 +331,11 @@ def test_trainer_alone_quantizes_with_calibration_windows(tmp_path):
     config = tiny_config(tmp_path, formats=("pt", "pte"), quantize="int8", totalTrainingSteps=4)
     res = run_script("nnTrainer.py", "--config", config, "--outDir", tmp_path / "trainer", cwd=tmp_path)
     assert res.returncode == 0, res.stderr[-2000:]
-    alarm = json.loads((tmp_path / "trainer" / "alarm_settings.json").read_text())
+    folder = tmp_path / "trainer" / "1"  # a new run folder per call (issue 19)
+    alarm = json.loads((folder / "alarm_settings.json").read_text())
     for stem in (MODEL, f"{MODEL}_int8"):
-        assert (tmp_path / "trainer" / f"{stem}.pte").exists()
-        entry = json.loads((tmp_path / "trainer" / f"{stem}.json").read_text())
+        assert (folder / f"{stem}.pte").exists()
+        entry = json.loads((folder / f"{stem}.json").read_text())
         assert entry["seizure_probability_threshold_pct"] == alarm["threshold_pct"]
 
 

@@ -20,16 +20,24 @@ from pathlib import Path
 
 from osdkit.cli.cliUtils import error_line, quiet_libraries
 from osdkit.export.exportCore import ExportError, native_stderr_to
+from osdkit.io.fileUtils import OutputError
+from osdkit.model.checkpoints import RESUME_SUFFIX
 
 
-def expand_sources(sources, suffixes):
-    """Files as given, plus every file with one of `suffixes` inside a given folder (sorted)."""
+def expand_sources(sources, suffixes, log=print):
+    """Files as given, plus every file with one of `suffixes` inside a given folder (sorted); the
+    trainer's `<name>_resume.pt` files in a folder are skipped with a note (they are training state)."""
     files = []
     for src in map(Path, sources):
         if not src.is_dir():
             files.append(src)
             continue
         found = sorted(p for p in src.iterdir() if p.suffix in suffixes and p.is_file())
+        resume = [p for p in found if p.name.endswith(RESUME_SUFFIX)]
+        if resume:
+            log(f"note: {src}: skipped {len(resume)} training-state file(s) *{RESUME_SUFFIX} "
+                f"({resume[0].name}{', ...' if len(resume) > 1 else ''}); convert the run's <name>.pt")
+        found = [p for p in found if p not in resume]
         if not found:
             raise ExportError(f"{src}: is a directory holding no {'/'.join(sorted(suffixes))} files")
         files += found
@@ -47,10 +55,12 @@ def check_output_folder(path):
         raise ExportError(f"{path}: output folder {folder} is not writable")
 
 
-def output_paths(sources, out, suffix):
+def output_paths(sources, out, suffix, force=False, sidecar=None):
     """Where each source's output goes: beside it, to the file `out` (one source) or into folder `out`.
 
-    Output folders are checked here, so a bad -o fails before any model is loaded."""
+    Decided and checked before any model is loaded: output folders, two inputs that would write one
+    output (also the same file named twice), an output that is an input, and an existing output (or
+    its `sidecar` file, e.g. the app entry ".json") that only --force may replace."""
     if out is None:
         outputs = [src.with_suffix(suffix) for src in sources]
     elif len(sources) == 1 and not Path(out).is_dir() and not str(out).endswith(os.sep):
@@ -59,15 +69,23 @@ def output_paths(sources, out, suffix):
         out = Path(out)
         if not out.is_dir():
             raise ExportError(f"{out}: output folder does not exist")
-        names = [src.with_suffix(suffix).name for src in sources]
-        if len(set(names)) != len(names):
-            raise ExportError(f"{out}: two inputs would write the same output name")
-        outputs = [out / name for name in names]
+        outputs = [out / src.with_suffix(suffix).name for src in sources]
+    seen = {}
+    for src, path in zip(sources, outputs):
+        key = os.path.realpath(path)
+        if key in seen:
+            raise ExportError(f"{path}: {seen[key]} and {src} would both write it (convert them into "
+                              "different folders with -o)")
+        seen[key] = src
+    inputs = {os.path.realpath(src) for src in sources}
     for src, path in zip(sources, outputs):
         if out is not None or src.exists():  # a missing input is reported by its own conversion
             check_output_folder(path)
-        if path.exists() and src.exists() and os.path.samefile(path, src):
-            raise ExportError(f"{path}: the output would overwrite its input")
+        if os.path.realpath(path) in inputs:
+            raise ExportError(f"{path}: the output would overwrite an input")
+        for target in [path] + ([path.with_suffix(sidecar)] if sidecar else []):
+            if (target.exists() or target.is_symlink()) and not force:
+                raise ExportError(f"{target}: exists; --force replaces it")
     return outputs
 
 
@@ -94,7 +112,7 @@ def _run_task(task):
         if debug:
             traceback.print_exc()
         message = error_line(err)
-        if not isinstance(err, (ExportError, ValueError, OSError)):
+        if not isinstance(err, (ExportError, ValueError, OSError, OutputError)):
             message = f"unexpected {type(err).__name__}: {message}"
         return False, "error: " + (message if str(src) in message else f"{src}: {message}"), None
     report["seconds"], report["output"] = round(time.perf_counter() - start, 2), str(dst)

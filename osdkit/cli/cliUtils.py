@@ -1,17 +1,20 @@
 """Command-line plumbing shared by the scripts: one-line errors, exit codes, signals, quiet libraries."""
 import argparse
 import logging
+import math
 import os
 import signal
 import sys
 import traceback
 import warnings
+from pathlib import Path
 
 from osdkit.data.osdbData import OsdbFileError
 from osdkit.export.exportCore import ExportError, UsageError, first_line, parse_input_shape
+from osdkit.io.fileUtils import OutputError
 from osdkit.training.configUtils import ConfigError
 
-NAMES_ITS_FILE = (ExportError, OSError, ConfigError, OsdbFileError)  # shown whole: they end with what is wrong
+NAMES_ITS_FILE = (ExportError, OSError, ConfigError, OsdbFileError, OutputError)  # shown whole: they end with what is wrong
 
 
 class CliParser(argparse.ArgumentParser):
@@ -19,6 +22,74 @@ class CliParser(argparse.ArgumentParser):
 
     def error(self, message):
         self.exit(2, f"error: {message} (see {self.prog} --help)\n")
+
+
+def check_output_path(path, flag):
+    """Check, before any work, that `path` (given with `flag`) can be written: an existing, writable
+    folder holds it and it is no folder itself; ExportError naming flag and path otherwise."""
+    if path is None:
+        return None
+    path = Path(path)
+    folder = path.parent
+    if path.is_dir():
+        raise ExportError(f"{path}: {flag} names a folder, expected a file")
+    if not folder.is_dir():
+        raise ExportError(f"{path}: {flag} folder {folder} does not exist")
+    if not os.access(folder, os.W_OK):
+        raise ExportError(f"{path}: {flag} folder {folder} is not writable")
+    return path
+
+
+def check_output_folder(path, flag):
+    """`path` as a folder to write into (created later): ExportError when it is a file or cannot be made."""
+    if path is None:
+        return None
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ExportError(f"{path}: {flag} names a file, expected a folder")
+    existing = next(p for p in [path, *path.parents] if p.exists())
+    if not existing.is_dir():
+        raise ExportError(f"{path}: {flag}: {existing} is a file, not a folder")
+    if not os.access(existing, os.W_OK):
+        raise ExportError(f"{path}: {flag}: {existing} is not writable")
+    return path
+
+
+def positive_int(text):
+    """argparse type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def finite_float(text):
+    """argparse type: a finite number (no nan, no inf)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value
+
+
+def percent(text):
+    """argparse type: a number in 0..100."""
+    value = finite_float(text)
+    if not 0 <= value <= 100:
+        raise argparse.ArgumentTypeError(f"expected a percentage in 0..100, got {text!r}")
+    return value
+
+
+def add_input_norm_arg(parser):
+    parser.add_argument("--input-norm", choices=["meanMagnitude", "none"],
+                        help="input normalisation of a checkpoint that has no config saying it (a bare "
+                             "state_dict, a pickled module); never guessed, and refused when it "
+                             "contradicts the checkpoint's config")
 
 
 def add_common_args(parser):
@@ -46,11 +117,15 @@ def add_pte_args(parser):
                              "refused unless the emulated ARMv8.0 cortex-a53 ran the file correctly")
     parser.add_argument("--phone-cache", help="phone environment cache (default: $OSD_PHONE_CHECK_CACHE "
                                               "or ~/.cache/osd-phone-check)")
+    parser.add_argument("--phone-timeout", help="seconds the phone check may take before the files are "
+                                                "recorded 'not checked' (default: $OSD_PHONE_CHECK_TIMEOUT or 1800)")
     add_batch_args(parser)
 
 
 def add_batch_args(parser):
-    parser.add_argument("--jobs", type=int, help="parallel conversions (default: number of cores)")
+    parser.add_argument("--jobs", type=positive_int, help="parallel conversions (default: number of cores)")
+    parser.add_argument("--force", action="store_true",
+                        help="replace existing outputs (else an existing output is refused before any work)")
     add_common_args(parser)
 
 
@@ -80,7 +155,7 @@ def _exit_for(err):
     if _INTERRUPTS or isinstance(err, KeyboardInterrupt):
         signum = _INTERRUPTS[0] if _INTERRUPTS else signal.SIGINT
         return 128 + signum, f"interrupted by {signal.Signals(signum).name}; unfinished outputs discarded"
-    if isinstance(err, (ExportError, ValueError, OSError)):
+    if isinstance(err, (ExportError, ValueError, OSError, OutputError)):
         return (2 if isinstance(err, UsageError) else 1), error_line(err)
     return 1, f"unexpected {type(err).__name__}: {first_line(err)} (--debug shows the traceback)"
 

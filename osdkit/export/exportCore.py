@@ -7,6 +7,7 @@ export_program (torch.export) -> [quantize_int8]
 Every failure is an ExportError whose message is one line; cliUtils.run_cli prints it and exits non-zero.
 """
 import contextlib
+import importlib.util
 import json
 import logging
 import os
@@ -39,6 +40,36 @@ class ExportError(Exception):
 
 class UsageError(ExportError):
     """A malformed command-line value; `run_cli` exits 2 for it, as argparse does for usage errors."""
+
+
+NO_EXECUTORCH = "Could not convert model to .pte format: executorch is not installed"
+
+
+def executorch_missing():
+    """NO_EXECUTORCH when ExecuTorch cannot be imported (it is optional: .pt/.ptl work without it), else None."""
+    try:  # finds the exporter and the runtime without importing them (that takes seconds)
+        found = all(importlib.util.find_spec(name) for name in ("executorch.exir", "executorch.runtime"))
+    except ImportError:
+        found = False
+    return None if found else NO_EXECUTORCH
+
+
+def require_executorch():
+    """ExportError(NO_EXECUTORCH) for the .pte converters when ExecuTorch is not installed."""
+    if executorch_missing():
+        raise ExportError(NO_EXECUTORCH)
+
+
+def check_logits(outputs, what, num_classes=2):
+    """ExportError naming `what` unless `outputs` is (N, num_classes) of finite logits (the app takes
+    softmax(output)[1] of two)."""
+    outputs, what = np.asarray(outputs), f"{what}: " if what else ""
+    if outputs.ndim != 2 or outputs.shape[1] != num_classes:
+        raise ExportError(f"{what}outputs of shape {list(outputs.shape[1:])} per window, expected "
+                          f"{num_classes} logits (the app takes softmax(output)[1])")
+    if not np.isfinite(outputs).all():
+        raise ExportError(f"{what}outputs NaN or inf on realistic windows (already on x86: the model "
+                          "itself is broken)")
 
 
 # ---------------------------------------------------------------- inputs and checkpoints
@@ -222,13 +253,44 @@ def native_stderr_to(log):
 def load_pte_method(path_or_bytes):
     """Load the `forward` method of a .pte with the ExecuTorch runtime."""
     from executorch.runtime import Runtime
-    with tempfile.TemporaryFile("w+") as log, native_stderr_to(log):
-        try:
+    with tempfile.TemporaryFile("w+") as log, native_stderr_to(log), contextlib.redirect_stderr(log):
+        try:  # the runtime logs through fd 2 and, via pybind11, through sys.stderr
             return Runtime.get().load_program(path_or_bytes).load_method("forward")
         except Exception as err:
             log.seek(0)
             detail = log.read().strip().splitlines()[-1:] or [first_line(err)]
             raise ExportError(f"ExecuTorch runtime cannot load the program: {detail[0][:160]}") from None
+
+
+FLOAT32 = 6  # ExecuTorch's ScalarType code for float32 tensors
+
+
+def load_app_pte(path, example_windows):
+    """(forward method, input_size) of a .pte the app can run: one float32 input [1, 1, input_size],
+    one output of two finite logits on `example_windows(input_shape)` (realistic windows, e.g.
+    osdbSim.reference_windows); ExportError naming the file otherwise."""
+    path = check_file(path)
+    try:
+        method = load_pte_method(str(path))
+    except ExportError as err:
+        raise ExportError(f"{path}: {err}") from None
+    meta = method.metadata
+    if meta.num_inputs() != 1:
+        raise ExportError(f"{path}: takes {meta.num_inputs()} inputs; the app passes one [1, 1, input_size] tensor")
+    sizes, dtype = tuple(meta.input_tensor_meta(0).sizes()), meta.input_tensor_meta(0).dtype()
+    if len(sizes) != 3 or sizes[:2] != (1, 1) or dtype != FLOAT32:
+        raise ExportError(f"{path}: input shape {list(sizes)}{'' if dtype == FLOAT32 else ' (not float32)'}, "
+                          "the app passes float32 [1, 1, input_size]")
+    if meta.num_outputs() != 1:
+        raise ExportError(f"{path}: returns {meta.num_outputs()} outputs; the app reads one tensor of 2 logits")
+    windows = torch.as_tensor(np.ascontiguousarray(example_windows(sizes)[:4], dtype=np.float32))
+    with tempfile.TemporaryFile("w+") as log, native_stderr_to(log), contextlib.redirect_stderr(log):
+        try:
+            outputs = np.concatenate([method.execute([windows[i:i + 1]])[0].numpy() for i in range(len(windows))])
+        except Exception as err:
+            raise ExportError(f"{path}: the ExecuTorch runtime cannot run it ({first_line(err)})") from None
+    check_logits(outputs, path)
+    return method, int(sizes[2])
 
 
 def run_pte(path_or_bytes, inputs, batch=1):
@@ -310,13 +372,16 @@ def as_inputs(windows, input_shape):
     return windows[:n].reshape((n,) + tuple(input_shape[1:])).contiguous()
 
 
-def export_pte(module, input_shape, path, backend="xnnpack", quantize=None, calibration=None, *, inputs):
+def export_pte(module, input_shape, path, backend="xnnpack", quantize=None, calibration=None, *, inputs,
+               num_classes=None):
     """The whole eager -> verified .pte path, checked on `inputs` (realistic windows, e.g.
-    osdbSim.reference_windows); returns a report dict (parity, size, notes)."""
+    osdbSim.reference_windows); returns a report dict (parity, size, notes). The model must give
+    finite logits, two of them unless `num_classes` (--num-classes) says otherwise."""
     inputs = as_inputs(inputs, input_shape)
     batch = input_shape[0]
     example = inputs[:batch].contiguous()
     reference = eager_outputs(module, inputs, batch)
+    check_logits(reference, None, num_classes or 2)
     exported_from = module
     if quantize == "int8":
         if backend != "xnnpack":
@@ -334,10 +399,11 @@ def export_pte(module, input_shape, path, backend="xnnpack", quantize=None, cali
             "notes": app_contract_notes(input_shape, reference)}
 
 
-def export_ptl(module, input_shape, path, *, inputs):
+def export_ptl(module, input_shape, path, *, inputs, num_classes=None):
     """Trace, mobile-optimise where possible, save for the lite interpreter, verify on `inputs`, rename."""
     inputs, batch = as_inputs(inputs, input_shape), input_shape[0]
     reference = eager_outputs(module, inputs, batch)
+    check_logits(reference, None, num_classes or 2)
     scripted, note = optimize_for_mobile(trace(module, inputs[:batch].contiguous()))
     with atomic_output(path) as tmp:
         scripted._save_for_lite_interpreter(str(tmp), _extra_files={

@@ -1,5 +1,6 @@
 """Training checkpoints (.pt, ours and the earlier pipeline's) read safely and rebuilt as eager DeepEpiCnn."""
 import zipfile
+from pathlib import Path
 
 import torch
 
@@ -8,6 +9,7 @@ from osdkit.export.exportCore import ExportError, archive_problem, check_file, i
 from osdkit.model import deepEpiCnn
 
 DEFAULT_LENGTH = osdbData.WINDOW_SAMPLES  # input length when a checkpoint does not say
+RESUME_SUFFIX = "_resume.pt"  # the trainer's per-epoch training state: no config, not a model to ship
 
 
 def load_checkpoint(path, allow_pickle=False):
@@ -52,13 +54,35 @@ def input_length_from_config(config):
     return int(raw) if raw else None
 
 
-def model_from_checkpoint(path, input_shape=None, num_classes=None, allow_pickle=False):
-    """Rebuild the eager DeepEpiCnn of a checkpoint; return (model, input_shape, info)."""
+def checkpoint_input_norm(path, info, asked=None):
+    """The input normalisation a checkpoint was trained with: its config's (earlier pipeline's configs,
+    which had none, mean "none"); `asked` (--input-norm) only for a checkpoint without a config, never
+    guessed. ExportError naming the file when it cannot be known or the flag contradicts the file."""
+    config = info.get("config")
+    if isinstance(config, dict) and config:
+        own = deepEpiCnn.input_norm_of(config)
+        if asked is not None and asked != own:
+            raise ExportError(f"{path}: --input-norm {asked} but the checkpoint's config says "
+                              f"inputNormalisation {own}")
+        return own
+    if asked is not None:
+        return asked
+    what = ("is the trainer's resume state (no config): convert "
+            f"{Path(path).name[:-len(RESUME_SUFFIX)]}.pt instead, or give"
+            if Path(path).name.endswith(RESUME_SUFFIX) else "has no config saying how its input was normalised: give")
+    raise ExportError(f"{path}: {what} --input-norm meanMagnitude|none (the default nnConfig.json trains "
+                      "with meanMagnitude)")
+
+
+def model_from_checkpoint(path, input_shape=None, num_classes=None, allow_pickle=False, input_norm=None):
+    """Rebuild the eager DeepEpiCnn of a checkpoint with its input normalisation (see
+    checkpoint_input_norm); return (model, input_shape, info)."""
     state, info = load_checkpoint(path, allow_pickle)
-    try:
-        model = deepEpiCnn.model_from_state_dict(state, input_norm=deepEpiCnn.input_norm_of(info.get("config")))
+    try:  # the architecture first: "not DeepEpiCnn's" says more than a missing normalisation
+        deepEpiCnn.model_from_state_dict(state)
     except ValueError as err:
         raise ExportError(f"{path}: {err}") from None
+    model = deepEpiCnn.model_from_state_dict(state, input_norm=checkpoint_input_norm(path, info, input_norm))
     classes = model.fc_out.out_features
     if num_classes is not None and num_classes != classes:
         raise ExportError(f"{path}: --num-classes {num_classes} but the weights have {classes} classes")

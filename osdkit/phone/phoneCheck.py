@@ -33,12 +33,36 @@ ADMITTED_CPU = "cortex-a76"  # the emulated core class that min_cpu_features ["a
 CPUS = tuple(phoneEnv.CPUINFO)  # cortex-a53 (ARMv8.0), cortex-a76 (ARMv8.2 + dotprod + fp16)
 TOLERANCE = exportCore.PARITY_TOLERANCE
 GUEST = Path(__file__).resolve().with_name("phoneGuest.py")
+TIMEOUT_VARIABLE = "OSD_PHONE_CHECK_TIMEOUT"  # seconds the emulated runs may take (default GUEST_TIMEOUT_S)
 GUEST_TIMEOUT_S = 1800
+
+
+class PhoneEnvironmentError(ExportError):
+    """The phone environment is there but broken or too slow: not the model's fault."""
 
 
 def skip_reason():
     """"skipped (OSD_PHONE_CHECK=off)" when the environment variable turns the check off, else None."""
     return f"skipped ({SKIP_VARIABLE}=off)" if os.environ.get(SKIP_VARIABLE, "").lower() == "off" else None
+
+
+def timeout_s(value=None):
+    """The phone check's time limit in seconds: `value` (a flag), else $OSD_PHONE_CHECK_TIMEOUT, else
+    GUEST_TIMEOUT_S; UsageError for anything but a positive number."""
+    source = "--timeout" if value is not None else TIMEOUT_VARIABLE
+    value = value if value is not None else os.environ.get(TIMEOUT_VARIABLE, GUEST_TIMEOUT_S)
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        seconds = float("nan")
+    if not (np.isfinite(seconds) and seconds > 0):
+        raise exportCore.UsageError(f"{source} {value!r}: expected a positive number of seconds")
+    return seconds
+
+
+def rebuild_hint(cache=None):
+    return (f"rebuild it with: rm -rf {phoneEnv.env_dir(cache)} && python phoneEnv.py; "
+            f"{SKIP_VARIABLE}=off skips the check")
 
 
 def x86_runtime():
@@ -48,23 +72,22 @@ def x86_runtime():
     return f"executorch {executorch.version.__version__} ({platform.machine()})"
 
 
-def program_input_shape(pte):
-    method = exportCore.load_pte_method(str(pte))
-    return tuple(method.metadata.input_tensor_meta(0).sizes())
-
-
 def _x86_reference(pte, windows, n_windows):
-    """(windows in the program's layout, this toolkit's x86 outputs for them): `n_windows` realistic
-    reference windows unless `windows` are given."""
+    """(windows (n, 1, L) as the app passes them one by one, this toolkit's x86 outputs for them):
+    `n_windows` realistic reference windows unless `windows` are given. ExportError naming the file when it is no
+    program the app can run (one float32 [1, 1, L] input, two finite logits out), here on x86 already."""
+    _, length = exportCore.load_app_pte(pte, osdbSim.reference_windows)
+    shape = (1, 1, length)
+    if windows is None:
+        inputs = osdbSim.reference_windows(shape, n=n_windows)
+    else:
+        inputs = np.ascontiguousarray(windows, dtype=np.float32).reshape((-1,) + shape[1:])
     try:
-        shape = program_input_shape(exportCore.check_file(pte))
-        if windows is None:
-            inputs = osdbSim.reference_windows(shape, n=n_windows)
-        else:
-            inputs = np.ascontiguousarray(windows, dtype=np.float32).reshape((-1,) + shape[1:])
-        return inputs, exportCore.run_pte(str(pte), inputs, shape[0])
+        outputs = exportCore.run_pte(str(pte), inputs, shape[0])
     except ExportError as err:
         raise ExportError(str(err) if str(err).startswith(str(pte)) else f"{pte}: {err}") from None
+    exportCore.check_logits(outputs, pte)
+    return inputs, outputs
 
 
 def _run_guests(jobs, cache, timeout):
@@ -73,16 +96,21 @@ def _run_guests(jobs, cache, timeout):
     try:
         for cpu, job in jobs.items():
             log = open(job["result"] + ".log", "w")
-            proc = subprocess.Popen([*phoneEnv.guest_command(cpu, cache), str(GUEST), job["path"]],
-                                    stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                    env=dict(os.environ, OMP_NUM_THREADS="1"))
+            try:
+                proc = subprocess.Popen([*phoneEnv.guest_command(cpu, cache), str(GUEST), job["path"]],
+                                        stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                        env=dict(os.environ, OMP_NUM_THREADS="1"))
+            except OSError as err:
+                log.close()
+                raise PhoneEnvironmentError(f"cannot start the emulated {cpu}: {err.strerror}") from None
             procs[cpu] = proc, log, time.perf_counter()
         reports = {}
         for cpu, (proc, log, start) in procs.items():
             try:
                 proc.wait(timeout=max(1, timeout - (time.perf_counter() - start)))
             except subprocess.TimeoutExpired:
-                raise ExportError(f"phone check: emulated {cpu} took over {timeout} s") from None
+                raise PhoneEnvironmentError(f"emulated {cpu} took over {timeout:g} s; {TIMEOUT_VARIABLE} or "
+                                            "--phone-timeout sets the limit") from None
             log.close()
             reports[cpu] = _guest_report(cpu, jobs[cpu]["result"], proc.returncode)
             reports[cpu]["process_seconds"] = round(time.perf_counter() - start, 1)
@@ -101,19 +129,23 @@ def _guest_report(cpu, result_path, returncode):
         report = json.loads(Path(result_path).read_text())
     except (OSError, ValueError):
         lines = Path(result_path + ".log").read_text(errors="replace").strip().splitlines()
-        raise ExportError(f"phone check: emulated {cpu} python exited {returncode} without a result: "
-                          f"{(lines or ['no output'])[-1][:200]}") from None
+        raise PhoneEnvironmentError(f"emulated {cpu} python exited {returncode} without a result: "
+                                    f"{(lines or ['no output'])[-1][:200]}") from None
+    if not isinstance(report, dict) or not isinstance(report.get("files", []), list):
+        raise PhoneEnvironmentError(f"emulated {cpu} wrote a malformed result")
     if "error" in report:
-        raise ExportError(f"phone check: the runtime on emulated {cpu} failed to start: {report['error']}")
+        raise PhoneEnvironmentError(f"the runtime on emulated {cpu} failed to start: {report['error']}")
     return report
 
 
 def check_ptes(pte_paths, windows=None, cache_dir=None, cpus=CPUS, cpuinfo_fix=True,
-               n_windows=osdbSim.REFERENCE_WINDOWS, timeout=GUEST_TIMEOUT_S, obey_skip=True):
+               n_windows=osdbSim.REFERENCE_WINDOWS, timeout=None, obey_skip=True):
     """Phone-check several .pte files in one emulated process per CPU; return {path: result}.
 
-    Each result is what check_pte returns. Raises ExportError when the environment is there but the
-    emulated runtime itself cannot start. obey_skip=False runs it even under OSD_PHONE_CHECK=off."""
+    Each result is what check_pte returns. Raises ExportError naming the file when a model gives no
+    two finite logits on x86, and when the environment is there but the emulated runtime cannot start
+    or takes over `timeout` s (timeout_s). obey_skip=False runs it even under OSD_PHONE_CHECK=off."""
+    timeout = timeout_s(timeout)
     reason = (skip_reason() if obey_skip else None) or phoneEnv.missing_reason(cache_dir)
     if reason:
         return {str(p): {"available": False, "reason": reason} for p in pte_paths}
@@ -148,6 +180,17 @@ def check_ptes(pte_paths, windows=None, cache_dir=None, cpus=CPUS, cpuinfo_fix=T
                 "emulator": env["qemu"].split(" (")[0], "reference": x86_runtime(),
                 "guests": {cpu: {k: guests[cpu][k] for k in guests[cpu] if k != "files"} for cpu in cpus}}
     return results
+
+
+def check_ptes_or_not_checked(pte_paths, windows=None, cache_dir=None, timeout=None, log=print):
+    """check_ptes for the converters and the main job: when the environment is broken or times out,
+    one line says so and how to rebuild it, and every file is recorded "not checked" with the reason."""
+    try:
+        return check_ptes(pte_paths, windows, cache_dir, timeout=timeout)
+    except PhoneEnvironmentError as err:
+        reason = f"phone environment broken ({err})"
+        log(f"phone check: not run: {reason}; {rebuild_hint(cache_dir)}")
+        return {str(p): {"available": False, "reason": reason} for p in pte_paths}
 
 
 def check_pte(pte_path, windows=None, cache_dir=None):

@@ -6,6 +6,7 @@ SCHEMA is the one source of defaults: `load_run_config` builds typed, frozen sec
 (`run.model.batchSize`, `run.data.step`, ...), and the modules read those, never the dict.
 """
 import json
+import math
 import typing
 from dataclasses import dataclass, fields, make_dataclass
 from pathlib import Path
@@ -18,7 +19,7 @@ OPTIONAL_NUMBER = (int, float, type(None))
 # path -> (types, default, check or None, message for a failed check)
 SCHEMA = {
     "debug": (bool, False, None, ""),
-    "randomSeed": (int, 42, None, ""),
+    "randomSeed": (int, 42, lambda v: 0 <= v < 2 ** 32, "must be in 0..4294967295 (numpy's seed range)"),
     "osdbCfg": (str, None, None, ""),
     "osdbConfig.cacheDir": (str, "output/osdb", None, ""),
     "osdbConfig.osdbFiles": (list, ["osdb_simulated.json"], lambda v: v and all(isinstance(f, str) for f in v),
@@ -125,13 +126,15 @@ def _is_doc_key(key):
     return key.endswith("_desc") or key.startswith("_comment") or key.startswith("_")
 
 
-def _walk(obj, prefix=""):
+def _walk(obj, prefix="", source="config"):
     for key, value in obj.items():
         if _is_doc_key(key):
             continue
         path = f"{prefix}{key}"
-        if path in SECTIONS and isinstance(value, dict) and path != "eventFilters":
-            yield from _walk(value, path + ".")
+        if path in SECTIONS and path != "eventFilters":
+            if not isinstance(value, dict):
+                raise ConfigError(f"{source}: {path} must be an object {{...}}, got {value!r}")
+            yield from _walk(value, path + ".", source)
         else:
             yield path, value
 
@@ -139,7 +142,7 @@ def _walk(obj, prefix=""):
 def validate(config, source="config"):
     """Check types, values and unknown keys; return a list of warnings (ignored keys); raise ConfigError."""
     warnings = []
-    for path, value in _walk(config):
+    for path, value in _walk(config, "", source):
         if path in IGNORED or path.split(".")[0] in IGNORED:
             warnings.append(f"{source}: {path} is not used by this toolkit (ignored)")
             continue
@@ -153,6 +156,8 @@ def validate(config, source="config"):
             raise ConfigError(f"{source}: {path} must be {_type_name(types)}, got {value!r}")
         if not isinstance(value, types):
             raise ConfigError(f"{source}: {path} must be {_type_name(types)}, got {value!r}")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"{source}: {path} must be a finite number, got {value!r}")
         if check is not None and not check(value):
             raise ConfigError(f"{source}: {path} {message}, got {value!r}")
     return warnings
@@ -254,6 +259,9 @@ def load_config(path):
     path = Path(path)
     config = _read_json(path)
     if "osdbCfg" in config:
+        if not isinstance(config["osdbCfg"], str) or not config["osdbCfg"]:
+            raise ConfigError(f"{path}: osdbCfg must be the name of a second config file, got "
+                              f"{json.dumps(config['osdbCfg'])}")
         extra_path = path.parent / str(config["osdbCfg"])
         extra = _read_json(extra_path)
         for key, value in extra.items():

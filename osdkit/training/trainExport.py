@@ -1,19 +1,22 @@
 """The main job's export step for a trained model: `.ptl` / `.pte` (and an int8 `.pte` calibrated on
-training windows) beside the checkpoint, each verified against the model, each `.pte` run on the app's
-runtime on emulated phone CPUs when that environment is built (phoneCheck; OSD_PHONE_CHECK=off skips
-it), and the app entry beside each `.pte` carrying the run's alarm settings and the phone check. Any failure is an ExportError naming the file.
+training windows) beside the checkpoint, each verified against the model. The `.pte` files follow the
+converters' policy (osdkit.export.stagedPte): staged, run on the app's runtime on emulated phone CPUs when that
+environment is built (phoneCheck; OSD_PHONE_CHECK=off skips it, a broken or hanging environment is
+recorded "not checked" and the run goes on), then renamed into place with the app entry carrying the
+run's alarm settings. ExecuTorch is optional: without it the `.pte` files are skipped with one warning.
+Any other failure is an ExportError naming the file, and leaves earlier files of that name as they were.
 """
 from pathlib import Path
 
 import numpy as np
 
-from osdkit.app import appIndex
-from osdkit.export import exportCore
+from osdkit.export import exportCore, stagedPte
 from osdkit.io import fileUtils
 from osdkit.phone import phoneCheck
 from osdkit.sim import osdbSim
 
 CALIBRATION_WINDOWS = 512
+_WARNED = set()  # warnings already printed by this process (one per run, not one per fold)
 
 
 def calibration_sample(windows, seed, n=CALIBRATION_WINDOWS):
@@ -27,36 +30,60 @@ def phone_windows(windows, n=osdbSim.REFERENCE_WINDOWS):
     return windows.batch(np.linspace(0, len(windows) - 1, min(n, len(windows))).astype(int))
 
 
+def pte_targets(cfg, best_path):
+    """{kind: .pte path} the config asks for."""
+    if "pte" not in cfg.exportFormats:
+        return {}
+    targets = {"pte": best_path.with_suffix(".pte")}
+    if cfg.quantize == "int8":
+        targets["pte_int8"] = best_path.with_name(best_path.stem + "_int8.pte")
+    return targets
+
+
+def export_ptes(run, trained, train_windows, alarm, targets):
+    """Staged, verified .pte files -> phone check -> renamed into place with their entries; reports."""
+    cfg, model, shape = run.model, trained.model, trained.input_shape
+    reports = {}
+    try:
+        for kind, dst in targets.items():
+            int8 = kind == "pte_int8"
+            reports[kind] = exportCore.export_pte(
+                model, shape, stagedPte.staged_path(dst), "xnnpack" if int8 else cfg.pteBackend,
+                "int8" if int8 else None, calibration_sample(train_windows, run.randomSeed) if int8 else None,
+                inputs=osdbSim.reference_windows(shape))
+            reports[kind]["path"] = str(dst)
+            print(f"{dst}: verified, {exportCore.parity_text(reports[kind]['parity'])}")
+        wanted, reason = stagedPte.phone_check_wanted()
+        phones = stagedPte.phone_check_staged(list(targets.values()), wanted, reason,
+                                                 windows=phone_windows(train_windows))
+        for (kind, dst), phone in zip(targets.items(), phones):
+            reports[kind]["phone_check"] = phone
+            stagedPte.finish_staged(reports[kind], dst, phone, alarm)
+            if phone.get("available"):
+                print(f"{dst}: phone check: {phoneCheck.summary(phone)}")
+            print(f"app index entry {dst.with_suffix('.json')}")
+    finally:
+        stagedPte.discard_staged(targets.values())
+    return reports
+
+
 def export_trained(run, trained, train_windows, alarm):
     """Write the config's formats for `trained` (trainer.TrainedModel); return {kind: report}, also
     written to export_report.json beside the checkpoint."""
     cfg, best_path = run.model, Path(trained.best_path)
-    model, shape = trained.model, trained.input_shape
     reports = {}
     if "ptl" in cfg.exportFormats:
-        inputs = osdbSim.reference_windows(shape)
-        reports["ptl"] = exportCore.export_ptl(model, shape, best_path.with_suffix(".ptl"), inputs=inputs)
-    if "pte" in cfg.exportFormats:
-        reports["pte"] = exportCore.export_pte(model, shape, best_path.with_suffix(".pte"), cfg.pteBackend,
-                                               inputs=osdbSim.reference_windows(shape))
-        if cfg.quantize == "int8":
-            reports["pte_int8"] = exportCore.export_pte(
-                model, shape, best_path.with_name(best_path.stem + "_int8.pte"), "xnnpack", "int8",
-                calibration_sample(train_windows, run.randomSeed), inputs=osdbSim.reference_windows(shape))
-    ptes = [report["path"] for kind, report in reports.items() if kind.startswith("pte")]
-    phones = phoneCheck.check_ptes(ptes, windows=phone_windows(train_windows)) if ptes else {}
-    for kind, report in reports.items():
-        print(f"{report['path']}: verified, {exportCore.parity_text(report['parity'])}"
-              + (f", {report['mobile']}" if "mobile" in report else ""))
-        if kind.startswith("pte"):
-            report["phone_check"] = phones[str(report["path"])]
-            failure = phoneCheck.admitted_cpu_failure(report["phone_check"])
-            if failure:
-                Path(report["path"]).unlink()
-                raise exportCore.ExportError(f"{report['path']}: {failure}; file removed")
-            print(f"{report['path']}: phone check: {phoneCheck.summary(report['phone_check'])}")
-            entry = appIndex.app_entry(report["path"], report, threshold_pct=alarm["threshold_pct"],
-                                       gate_pct=alarm["gate_pct"], phone_check=report["phone_check"])
-            print(f"app index entry {appIndex.write_entry_beside(report['path'], entry)}")
+        reports["ptl"] = exportCore.export_ptl(trained.model, trained.input_shape, best_path.with_suffix(".ptl"),
+                                               inputs=osdbSim.reference_windows(trained.input_shape))
+        print(f"{reports['ptl']['path']}: verified, {exportCore.parity_text(reports['ptl']['parity'])}, "
+              f"{reports['ptl']['mobile']}")
+    targets = pte_targets(cfg, best_path)
+    missing = exportCore.executorch_missing() if targets else None
+    if missing and missing not in _WARNED:
+        _WARNED.add(missing)
+        print(f"warning: {missing}; the run writes .pt" + (" and .ptl" if "ptl" in reports else "")
+              + " and tests .pt")
+    elif targets:
+        reports.update(export_ptes(run, trained, train_windows, alarm, targets))
     fileUtils.write_json_atomic(best_path.parent / "export_report.json", reports)
     return reports
