@@ -1,17 +1,21 @@
 """The main job: OSDB events -> split -> augment -> 30 s windows -> train -> export -> test -> summary.
 
     python runSequence.py --config nnConfig.json              # a new run in output/<modelFname>/<N>/
-    python runSequence.py --config nnConfig.json --rerun 3    # resume / re-test run 3
+    python runSequence.py --config nnConfig.json --dbDir /data/osdb   # the OSDB files in /data/osdb
+    python runSequence.py --rerun 3                           # resume / re-test run 3 on its own config
     python runSequence.py --config nnConfig.json --kfold 5
     python runSequence.py --config nnConfig.json --nestedKfold 5 [--kfold 3]
 
-With `osdbConfig.simulate` true and no OSDB files in `cacheDir`, the simulated database (osdbSim.py)
-is written there first; real OSDB files go through exactly the same reading code.
+With `osdbConfig.simulate` true, each listed file whose name contains "simulated" is written first
+when missing or stale (trainingData); real OSDB files go through exactly the same reading code. The run
+folder keeps the config it was made with; a rerun uses that copy and the splits recorded per fold.
 
-Per fold the steps run in order, each taking what the one before returned: trainingData.prepare_split
--> trainer.train (or load_trained with --test alone) -> alarmSettings.choose_alarm_settings ->
-trainExport.export_trained -> nnTester.evaluate_trained (test events) and nnTester.evaluate_real (real
-recordings); then runSummary.write_summary over the folds and modelCard.write_model_card per fold.
+Per fold the steps run in order (foldSteps), each taking what the one before returned:
+trainingData.prepare_split -> trainer.train (or load_trained with --test alone) ->
+alarmSettings.choose_alarm_settings -> trainExport.export_trained (with --test alone: the app entries
+rewritten) -> nnTester.evaluate_trained (test events) and nnTester.evaluate_real (real recordings); then
+runSummary.write_summary over the folds and modelCard.write_model_card per fold. --nestedKfold: see
+nestedKfold.
 """
 from osdkit.training import cpuSettings  # noqa: F401  isort: skip  (first: sets OpenMP's waiting before torch loads)
 import json

@@ -302,6 +302,7 @@ def test_export_error_in_the_main_job_is_one_line(tmp_path):
     folder = run_folder(tmp_path / "out")
     folder.mkdir(parents=True)
     (folder / f"{MODEL}.pt").write_text("not a model\n")
+    shutil.copy(config, folder / config.name)  # a rerun uses the run's own config (issue 17)
     res = run_script("runSequence.py", "--config", config, "--outDir", tmp_path / "out", "--rerun", "1", "--test",
                      cwd=tmp_path)
     assert res.returncode == 1 and "Traceback" not in res.stderr

@@ -127,9 +127,7 @@ def drop_duplicate_events(events):
 def read_events(run):
     """(events, source): every event of the config's files (each event id once) after eventFilters and
     invalidEvents, and what was read, dropped and filtered. Refuses data that cannot train a detector."""
-    if distUtils.is_main_process():
-        write_simulation(run)
-    distUtils.barrier()  # other ranks read the database once it is written
+    distUtils.run_on_main(lambda: write_simulation(run))  # other ranks read the database once it is written
     check_database_on_every_rank(run)
     paths = osdb_paths(run)
     events, stats = osdbData.read_osdb_files(paths)
