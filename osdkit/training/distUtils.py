@@ -1,7 +1,7 @@
 """Distributed helpers (torchrun), in the style of torchvision's references/classification/utils.py.
 
 Without torchrun every helper is a no-op for one process: rank 0 of a world of 1. The process group's
-timeout is PROCESS_GROUP_TIMEOUT (env OSD_DIST_TIMEOUT_MIN, minutes): other ranks wait in the next
+timeout is process_group_timeout() (env OSD_DIST_TIMEOUT_MIN, minutes): other ranks wait in the next
 collective while rank 0 exports, tests and runs the phone check, which can take far longer than NCCL's
 default 10 minutes.
 """
