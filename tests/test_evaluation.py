@@ -147,7 +147,8 @@ def test_text_summaries():
     results, _, _ = _evaluate(p, labels, ev, t, events, 0.5, 5.0)
     table = compare_variants({"pt": results, "int8": {**results, "latency_median_s": None}})
     lines = table.splitlines()
-    assert len(lines) == 4 and lines[0].startswith("variant") and "n/a" in lines[3]
+    assert len(lines) == 5 and lines[0].startswith("variant") and "n/a" in lines[3]
+    assert lines[4].endswith("not of daily life")  # issue 17: FA/day of recorded events
     assert results["event_tpr"] == 0.5 and results["false_alarms_per_day"] == pytest.approx(7200.0)
 
 
@@ -297,8 +298,9 @@ def test_variants_side_by_side_with_the_osd():
     pt = evaluate_app(p, windows, events, 0.5)[0]
     pte = evaluate_app(np.where(p > 0.5, 0.4, p), windows, events, 0.5)[0]  # never alarms
     lines = compare_variants_app({"pt": pt, "pte": pte, "parity": {"n": 1}}).splitlines()
-    assert [line.split("  ")[0] for line in lines[2:]] == ["pt (ML)", "pte (ML)", "OSD algorithm", "pt + OSD",
-                                                         "pte + OSD", "OSD recorded"]
+    assert [line.split("  ")[0] for line in lines[2:-1]] == ["pt (ML)", "pte (ML)", "OSD algorithm", "pt + OSD",
+                                                           "pte + OSD", "OSD recorded"]
+    assert lines[-1].startswith("FA/day: false alarms per day of recorded")  # issue 17
     assert lines[3].split()[-4:] == ["0.000", "0.000", "0.00", "n/a"]
     assert lines[6].split()[-4:] == ["0.500", "1.000", "1440.00", "15.0"]  # pte + OSD = the OSD alone here
     assert compare_variants_app({"pt": {"event_tpr": 1.0}}) == ""

@@ -221,4 +221,5 @@ def app_threshold_sweep(p, windows, events, thresholds=metrics.DEFAULT_SWEEP_THR
         summary.update(zip(("window_tpr", "window_fpr"), metrics.window_rates(p, windows.labels, threshold)))
         for key in keys:
             sweep[key].append(summary[key])
+        sweep["nonseizure_hours"] = summary["nonseizure_hours"]  # what false alarms per day are counted over
     return sweep

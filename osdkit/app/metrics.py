@@ -31,6 +31,9 @@ import numpy as np
 
 DEFAULT_SWEEP_THRESHOLDS = np.round(np.arange(0.05, 0.951, 0.05), 2)
 SECONDS_PER_DAY = 86400.0
+# false alarms per day here are counted over recorded events (3-minute clips, OSD-flagged false alarms),
+# not over a day of life: every table and plot that prints them says so
+FA_DAY_NOTE = "false alarms per day of recorded non-seizure events (clips, OSD-flagged false alarms), not of daily life"
 
 
 def _ratio(num, den):

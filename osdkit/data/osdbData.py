@@ -13,6 +13,8 @@ Cleaning, with a count per reason in `ReadStats.skipped` (records dropped) or `R
 - duplicates, after a stable sort by time: a datapoint with the same dataTime as the previous one or
   with identical rawData is dropped; the kept one takes the highest alarmState of the group, so a manual
   alarm (5) sent as a repeat is not lost. Out-of-order datapoints are sorted (counted as repaired);
+- events with OSD settings the app cannot have run (negative, beyond a Java int, a frequency above
+  12.5 Hz, alarmFreqMin >= alarmFreqMax) are skipped, with a warning naming the file and event;
 - seizureTimes missing, null or [] -> None; not two finite numbers with start < end -> None, counted;
 - rawData3D: absent on every datapoint (or all zeros) -> acc3d None; present but invalid on some -> None,
   counted.
@@ -311,6 +313,23 @@ def _osd_settings(obj, dps):
     return settings
 
 
+OSD_SETTING_MAX = 2 ** 31 - 1  # the app keeps them as Java ints
+NYQUIST_HZ = SAMPLE_RATE_HZ / 2
+
+
+def osd_settings_problem(settings):
+    """Why recorded OSD settings cannot be what the app ran (see the module doc), or None."""
+    for key, value in settings.items():
+        if not 0 <= value <= OSD_SETTING_MAX:
+            return f"OSD setting {key} {value} is out of range (0..{OSD_SETTING_MAX})"
+        if key.startswith("alarmFreq") and value > NYQUIST_HZ:
+            return f"OSD setting {key} {value} Hz is above {NYQUIST_HZ:g} Hz (half the 25 Hz sample rate)"
+    low, high = settings.get("alarmFreqMin", 3), settings.get("alarmFreqMax", 8)  # the app's defaults
+    if low >= high:
+        return f"OSD settings alarmFreqMin {low} >= alarmFreqMax {high} (an empty frequency band)"
+    return None
+
+
 def _event(obj, stats):
     """An Event from one decoded event object, or (None, reason) when it is skipped."""
     if not isinstance(obj, dict):
@@ -356,6 +375,11 @@ def read_osdb_file(path, log=None):
                 stats.skipped[reason] += 1
                 log.debug("%s: skipped event %s: %s", path, obj.get("id") if isinstance(obj, dict) else "?",
                           reason)
+                continue
+            problem = osd_settings_problem(event.osd_settings)
+            if problem:
+                stats.skipped["event_bad_osd_settings"] += 1
+                log.warning("%s: event %s: %s; event skipped", path, event.id, problem)
                 continue
             events.append(event)
     stats.events_kept = len(events)

@@ -64,9 +64,7 @@ def write_model_card(run, fold):
         f"{fold.alarm['threshold_pct'] / 100:.2f} and the newest 5 s move by at least "
         f"{fold.alarm['gate_pct']} % (std/mean) ({_alarm_origin(fold.alarm)}).",
         _input_norm_text(model),
-        f"Checkpoint chosen at epoch {info.get('epoch')} on the validation split "
-        f"(metric `{run.model.modelSelectionMetric}`; validation TPR "
-        f"{info.get('sensitivity', float('nan')):.3f}, FPR {info.get('far', float('nan')):.4f}).", "",
+        _checkpoint_text(run, info), "",
         "## Data", "",
         f"Provenance: **{data_summary['provenance']}** ({', '.join(Path(f).name for f in data_summary['files'])}). "
         f"Read {data_summary['read']['events_kept']} of {data_summary['read']['events_in']} events, "
@@ -156,6 +154,15 @@ def _phone_text(record):
     diff = record.get("max_abs_diff")
     return (f"{cpus}; max |d logit| vs x86 {'-' if diff is None else f'{diff:.1e}'} on {record['n_windows']} "
             f"windows ({record['runtime']}, {record['emulator']})")
+
+
+def _checkpoint_text(run, info):
+    if info.get("sensitivity") is None:  # nested k-fold's retrain: no validation split
+        return (f"Checkpoint: the last of {info.get('epoch')} epochs on the whole outer training set (epochs "
+                "chosen on the inner folds; no validation split).")
+    return (f"Checkpoint chosen at epoch {info.get('epoch')} on the validation split "
+            f"(metric `{run.model.modelSelectionMetric}`; validation TPR "
+            f"{info['sensitivity']:.3f}, FPR {info.get('far', float('nan')):.4f}).")
 
 
 def _alarm_origin(alarm):

@@ -7,6 +7,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from osdkit.app.appEvaluation import COLUMNS, STATE_NAMES, WINDOW_SUFFIX
+from osdkit.app.metrics import FA_DAY_NOTE
 from osdkit.app.osdAlgorithm import ALARM, DATAPOINT_S
 from osdkit.io.fileUtils import atomic_output, save_figure_atomic, write_json_atomic
 
@@ -45,12 +46,12 @@ def plot_threshold_sweep(sweep, path, threshold=None):
     ax.set(xlabel="probability threshold", ylabel="rate", ylim=(-0.02, 1.02))
     ax2 = ax.twinx()
     ax2.plot(x, _none_to_nan(sweep["false_alarms_per_day"]), "s-", color="tab:red", label="false alarms / day")
-    ax2.set_ylabel("false alarms per day", color="tab:red")
+    ax2.set_ylabel("false alarms per day of recorded events", color="tab:red")
     if threshold is not None:
         ax.axvline(threshold, color="k", lw=0.8, ls=":")
     handles = ax.get_legend_handles_labels()[0] + ax2.get_legend_handles_labels()[0]
     ax.legend(handles=handles, loc="center left")
-    ax.set_title("Threshold sweep")
+    ax.set_title(f"Threshold sweep\n({FA_DAY_NOTE})", fontsize=9)
     save_figure_atomic(fig, path)
 
 
@@ -74,9 +75,9 @@ def plot_latency_histogram(results, path):
     latencies = results["latency_s"]
     if latencies:
         ax.hist(latencies, bins=max(5, min(30, len(latencies))), color="tab:blue")
-    ax.set(xlabel="latency from seizure onset (s)", ylabel="seizure events",
-           title=f"Detection latency: {len(latencies)} detected, "
-                 f"{results['latency_n_undetected']} undetected (of events with seizure times)")
+    ax.set(xlabel="first window over the threshold, from seizure onset (s)", ylabel="seizure events",
+           title=f"Single-window latency (no app escalation): {len(latencies)} detected, "
+                 f"{results['latency_n_undetected']} undetected\n(of events with seizure times)")
     save_figure_atomic(fig, path)
 
 
@@ -133,13 +134,14 @@ def compare_variants(results_by_variant):
     """Text table of the headline metrics of several model variants (e.g. pt, pte, int8)."""
     columns = [("event_tpr", ".3f"), ("false_alarms_per_day", ".2f"), ("latency_median_s", ".1f"),
                ("tpr", ".3f"), ("fpr", ".3f"), ("auc", ".3f")]
-    header = ["variant", "event_tpr", "FA/day", "latency_med_s", "window_tpr", "window_fpr", "auc"]
+    header = ["variant", "event_tpr", "FA/day", "1-window latency_med_s", "window_tpr", "window_fpr", "auc"]
     lines = [[str(name)] + [_fmt(res.get(key), spec) for key, spec in columns]
              for name, res in results_by_variant.items()]
     widths = [max(len(r[i]) for r in [header] + lines) for i in range(len(header))]
     table = [header, ["-" * w for w in widths]] + lines
-    return "\n".join("  ".join(cell.ljust(w) if i == 0 else cell.rjust(w)
-                               for i, (cell, w) in enumerate(zip(row, widths))) for row in table)
+    return "\n".join(["  ".join(cell.ljust(w) if i == 0 else cell.rjust(w)
+                                for i, (cell, w) in enumerate(zip(row, widths))) for row in table]
+                     + ["single windows (p > threshold, no app escalation); FA/day: " + FA_DAY_NOTE])
 
 
 def format_app_table(results):
@@ -155,7 +157,7 @@ def format_app_table(results):
         cells = [results[f"{c}_sensitivity_by_subtype"].get(s) for c in columns]
         table.append([f"  {s}", *[f"{e['detected']}/{e['n']}" if e else "-" for e in cells]])
     table += [["event FPR", *[_fmt(results[f"{c}_event_fpr"]) for c in columns]],
-              ["false alarms/day", *[f"{_fmt(results[f'{c}_false_alarms_per_day'], '.2f')} "
+              ["false alarms/day*", *[f"{_fmt(results[f'{c}_false_alarms_per_day'], '.2f')} "
                                      f"({results[f'{c}_false_alarm_episodes']})" for c in columns]],
               ["median latency s", *[_fmt(results[f"{c}_latency_median_s"], ".1f") for c in columns]],
               ["window TPR", *[_fmt(results.get("tpr" + WINDOW_SUFFIX.get(c, ""))) if c != "osd_recorded"
@@ -166,7 +168,7 @@ def format_app_table(results):
     in_a_row = int(results["alarm_time_s"] // DATAPOINT_S) + 1
     lines = [f"App view (ALARM after {in_a_row} in-alarm datapoints in a row; "
              f"ML p > {results['threshold']:g}; combined = {results['combine_strategy']}; window TPR/FPR of "
-             "the ML model are single windows):"]
+             f"the ML model are single windows; * {FA_DAY_NOTE}):"]
     lines += ["  ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths)))
               for row in table]
     if "osd_recorded_dp_agreement" in results:
@@ -192,8 +194,9 @@ def compare_variants_app(results_by_variant):
             ("latency_median_s", ".1f")]
     table = [header] + [[name] + [_fmt(res.get(f"{c}_{k}"), spec) for k, spec in keys] for name, res, c in rows]
     widths = [max(len(r[i]) for r in table) for i in range(len(header))]
-    return "\n".join("  ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(r, widths)))
-                     for r in table[:1] + [["-" * w for w in widths]] + table[1:])
+    lines = ["  ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(r, widths)))
+             for r in table[:1] + [["-" * w for w in widths]] + table[1:]]
+    return "\n".join(lines + [f"FA/day: {FA_DAY_NOTE}"])
 
 
 def plot_app_columns(results, path):
@@ -202,7 +205,7 @@ def plot_app_columns(results, path):
     x = np.arange(len(columns))
     fig = Figure(figsize=(12, 4), layout="tight")
     panels = [("event sensitivity", [("event_tpr", "all"), ("tonic_clonic_tpr", "tonic-clonic")]),
-              ("false alarms per day", [("false_alarms_per_day", None)]),
+              ("false alarms per day of recorded events\n(not of daily life)", [("false_alarms_per_day", None)]),
               ("median latency from onset (s)", [("latency_median_s", None)])]
     for i, (title, keys) in enumerate(panels, start=1):
         ax = fig.add_subplot(1, 3, i)

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import numpy as np
 
+from osdkit.app.metrics import FA_DAY_NOTE
 from osdkit.io import fileUtils
 from osdkit.reports import realDataReport
 
@@ -30,9 +31,10 @@ def _values(folds, variant, key):
     return [v for v in (f.results[variant].get(key) for f in folds if variant in f.results) if v is not None]
 
 
-def write_summary(folder, folds, stem="kfold_summary", extra=None):
+def write_summary(folder, folds, stem="kfold_summary", extra=None, notes=()):
     """`<stem>.json/.txt` over `folds`: mean and (population) std per metric and variant, parity, real
-    data per fold; `extra` is added to the JSON. Printed for the user; returns the summary."""
+    data per fold; `extra` is added to the JSON, `notes` (lines, e.g. nested k-fold's choices) to the
+    text. Printed for the user; returns the summary."""
     variants = [v for v in (folds[0].results if folds else {}) if v != "parity"]
     summary = {"folds": [f.results for f in folds], "fold_names": [f.name for f in folds],
                "mean": {v: {k: _stat(np.mean, _values(folds, v, k)) for k in SUMMARY_KEYS} for v in variants},
@@ -59,6 +61,7 @@ def write_summary(folder, folds, stem="kfold_summary", extra=None):
             lines.append(f"{prefix}parity: " + ", ".join(f"{k} {v:.2e}" if isinstance(v, float) else f"{k} {v}"
                                                          for k, v in fold.results["parity"].items()))
         lines += [prefix + line for line in fold.real_lines]
+    lines += list(notes) + [f"false alarms/day: {FA_DAY_NOTE}"]
     summary["text"] = lines
     fileUtils.write_json_atomic(Path(folder) / f"{stem}.json", summary)
     with fileUtils.atomic_output(Path(folder) / f"{stem}.txt") as tmp:

@@ -25,7 +25,7 @@ SCHEMA = {
     "osdbConfig.osdbFiles": (list, ["osdb_simulated.json"], lambda v: v and all(isinstance(f, str) for f in v),
                              "must be a non-empty list of file names"),
     "osdbConfig.invalidEvents": (list, [], None, ""),
-    "osdbConfig.simulate": (bool, True, None, ""),
+    "osdbConfig.simulate": (bool, False, None, ""),
     "osdbConfig.simulation.users": (int, 40, lambda v: v >= 4, "must be >= 4"),
     "osdbConfig.simulation.seizuresPerUser": (int, 3, lambda v: v >= 1, "must be >= 1"),
     "osdbConfig.simulation.ndaPerUser": (int, 12, lambda v: v >= 0, "must be >= 0"),
@@ -99,8 +99,12 @@ SCHEMA = {
     "modelConfig.seizureProbabilityThresholdPct": (NUMBER, 50, lambda v: 0 < v < 100, "must be in 0..100"),
     "modelConfig.thresholdFromValidation": (bool, True, None, ""),
     "modelConfig.targetFalseAlarmsPerDay": (NUMBER, 1.0, lambda v: v >= 0, "must be >= 0"),
+    "modelConfig.minEventSensitivity": (NUMBER, 0.75, lambda v: 0 <= v <= 1, "must be in 0..1"),
     "modelConfig.numWorkers": (int, 1, lambda v: v >= 0, "must be >= 0"),
-    "evaluation.realDataDir": ((str, type(None)), "../shared/data", None, ""),
+    "modelConfig.hyperParameterGrid": (dict, {}, lambda v: all(
+        k.split(".")[0] in ("modelConfig", "dataProcessing") and isinstance(x, list) and x for k, x in v.items()),
+        "must map 'modelConfig.<key>' or 'dataProcessing.<key>' to a non-empty list (--nestedKfold tries each)"),
+    "evaluation.realDataDir": ((str, type(None)), None, None, ""),
 }
 SECTIONS = {"osdbConfig", "osdbConfig.simulation", "dataProcessing", "modelConfig", "eventFilters", "evaluation"}
 FILTER_KEYS = {"includeUserIds", "excludeUserIds", "includeTypes", "excludeTypes", "includeSubTypes",
@@ -179,6 +183,7 @@ def _check_filters(filters, source):
 
 def _type_name(types):
     names = {int: "an integer", float: "a number", bool: "true/false", str: "a string", list: "a list",
+             dict: "an object",
              type(None): "null"}
     types = types if isinstance(types, tuple) else (types,)
     return " or ".join(dict.fromkeys(names[t] for t in types))

@@ -89,6 +89,23 @@ class BatchDataset(torch.utils.data.Dataset):
         return torch.from_numpy(self.windows.batch(idx)), torch.from_numpy(self.windows.labels[idx])
 
 
+MODEL_CLASS = "deepEpiCnn.DeepEpiCnn"
+
+
+def unused_key_notes(run):
+    """Notes for config keys that would do nothing in this run: earlyStoppingPatience with the default
+    LR schedule (early stopping runs with the plateau schedule only) and a modelClass other than
+    DeepEpiCnn (the only model trained). classWeights is reported by configUtils (ignored)."""
+    given, notes = run.raw.get("modelConfig") or {}, []
+    if "earlyStoppingPatience" in given and run.model.useLrSchedule:
+        notes.append(f"{run.source}: modelConfig.earlyStoppingPatience is not used with useLrSchedule true "
+                     "(early stopping runs with the plateau schedule, useLrSchedule false)")
+    if given.get("modelClass", MODEL_CLASS).split(".")[-1] != MODEL_CLASS.split(".")[-1]:
+        notes.append(f"{run.source}: modelConfig.modelClass {given['modelClass']!r} is not used: this toolkit "
+                     f"trains {MODEL_CLASS}")
+    return notes
+
+
 def build_model(cfg):
     return deepEpiCnn.DeepEpiCnn(cfg.sampleFreq * cfg.bufferSeconds, 2, cfg.convDropout, cfg.denseDropout,
                                  cfg.inputNormalisation)
@@ -176,14 +193,36 @@ def best_checkpoint(model, optimizer, run, state, metrics):
     """The `.pt` in the earlier pipeline's layout."""
     return {"epoch": state["epoch"], "global_step": state["global_step"],
             "model_state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-            "optimizer_state_dict": optimizer.state_dict(), "val_loss": metrics["val_loss"],
-            "val_accuracy": metrics["val_accuracy"], "sensitivity": metrics["sensitivity"],
-            "far": metrics["far"], "conv_dropout": run.model.convDropout,
+            "optimizer_state_dict": optimizer.state_dict(), "val_loss": metrics.get("val_loss"),
+            "val_accuracy": metrics.get("val_accuracy"), "sensitivity": metrics.get("sensitivity"),
+            "far": metrics.get("far"), "conv_dropout": run.model.convDropout,
             "dense_dropout": run.model.denseDropout, "config": run.raw}
 
 
+def read_resume(resume_path):
+    """Rank 0's `_resume.pt` contents (or None), on every rank: the ranks resume from the same state
+    even without a shared disk."""
+    saved = None
+    if distUtils.is_main_process() and Path(resume_path).exists():
+        saved = torch.load(resume_path, map_location="cpu", weights_only=True)
+    return distUtils.broadcast_from_main(saved)
+
+
+def epoch_line(epoch, metrics, improved, stopped_cfg):
+    """The one line an epoch leaves in the console and the run log."""
+    line = f"epoch {epoch + 1}: loss {metrics['loss']:.4f}"
+    if "val_loss" in metrics:
+        line += (f" val_loss {metrics['val_loss']:.4f} val TPR {metrics['sensitivity']:.3f} "
+                 f"FPR {metrics['far']:.4f}{'  (best so far)' if improved else ''}")
+    if stopped_cfg:
+        line += f"; stopped: {stopped_cfg.earlyStoppingPatience} epochs without improvement"
+    return line
+
+
 def fit(run, train_windows, val_windows, out_dir, show_progress=True):
-    """Train (or resume) and write the checkpoints; return the training state (the same on every rank)."""
+    """Train (or resume) and write the checkpoints; return the training state (the same on every rank).
+    An early stop is kept in the resume state, so a rerun does not train on. With no validation windows
+    every epoch replaces the checkpoint (the last one is kept)."""
     cfg, seed = run.model, run.randomSeed
     rank, world, device = distUtils.init_distributed_mode()
     torch.set_flush_denormal(True)  # denormal activations made CPU steps ~4x slower here
@@ -199,14 +238,14 @@ def fit(run, train_windows, val_windows, out_dir, show_progress=True):
     scheduler = build_scheduler(cfg, optimizer, total)
     state = {"epoch": 0, "global_step": 0, "history": {}, "best_score": None, "best_epoch": None,
              "stale_epochs": 0}
-    if resume_path.exists():
-        saved = torch.load(resume_path, map_location=device, weights_only=True)
+    saved = read_resume(resume_path)
+    if saved is not None:
         model.load_state_dict(saved["model_state_dict"])
         optimizer.load_state_dict(saved["optimizer_state_dict"])
         scheduler.load_state_dict(saved["scheduler_state_dict"])
         state = json.loads(saved["train_state"])
     ddp_model = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
-    while state["epoch"] < epochs and state["global_step"] < total:
+    while state["epoch"] < epochs and state["global_step"] < total and not state.get("stopped"):
         epoch = state["epoch"]
         torch.manual_seed(seed * 1000 + epoch)  # dropout of this epoch, the same after a resume
         batches = epoch_batches(train_windows.labels, cfg.batchSize, cfg.useBalancedBatches,
@@ -216,29 +255,27 @@ def fit(run, train_windows, val_windows, out_dir, show_progress=True):
         figures = train_one_epoch(ddp_model, optimizer, scheduler if cfg.useLrSchedule else None, loader,
                                   device, f"epoch {epoch + 1}/{epochs}", show_progress and rank == 0)
         state["global_step"] += len(batches)
-        metrics = evaluate_on_main(model, val_windows, device)
+        metrics = evaluate_on_main(model, val_windows, device) if len(val_windows) else {}
         if not cfg.useLrSchedule:
-            scheduler.step(metrics["val_loss"])
+            scheduler.step(metrics.get("val_loss", figures["loss"]))
         metrics.update(figures, lr=optimizer.param_groups[0]["lr"])
         for key, value in metrics.items():
             state["history"].setdefault(key, []).append(value)
-        score = selection_score(metrics, cfg)
+        # without a validation split (a retrain on a whole training set) the last epoch is kept
+        score = selection_score(metrics, cfg) if len(val_windows) else float(epoch + 1)
         improved = score is not None and (state["best_score"] is None or score > state["best_score"])
         state["epoch"] = epoch + 1
         state["stale_epochs"] = 0 if improved else state["stale_epochs"] + 1
         if improved:
             state["best_score"], state["best_epoch"] = score, epoch + 1
+        state["stopped"] = not cfg.useLrSchedule and state["stale_epochs"] >= cfg.earlyStoppingPatience
         if improved or not best_path.exists():
             distUtils.save_on_master(best_checkpoint(model, optimizer, run, state, metrics), best_path)
         distUtils.save_on_master({"model_state_dict": model.state_dict(), "optimizer_state_dict": optimizer.state_dict(),
                                   "scheduler_state_dict": scheduler.state_dict(), "train_state": json.dumps(state)},
                                  resume_path)
         if rank == 0:
-            tqdm.write(f"epoch {epoch + 1}: loss {metrics['loss']:.4f} val_loss {metrics['val_loss']:.4f} "
-                       f"val TPR {metrics['sensitivity']:.3f} FPR {metrics['far']:.4f}"
-                       f"{'  (best so far)' if improved else ''}")
-        if not cfg.useLrSchedule and state["stale_epochs"] >= cfg.earlyStoppingPatience:
-            break
+            tqdm.write(epoch_line(epoch, metrics, improved and len(val_windows), state["stopped"] and cfg))
     distUtils.barrier()
     return state
 

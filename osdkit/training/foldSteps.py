@@ -1,0 +1,40 @@
+"""The main job's steps of one fold, shared by runSequence's folds and nestedKfold's outer folds:
+train (or load) -> alarm settings -> exports (or, with --test alone, the app entries rewritten) ->
+tests; then the summary over the folds and a model card per fold.
+"""
+from osdkit.reports import modelCard, runSummary
+from osdkit.training import alarmSettings, distUtils, nnTester, trainer, trainExport
+
+
+def train_or_load(run, args, folder, data):
+    """trainer.train on every rank, or with --test alone the fold's checkpoint; the TrainedModel on
+    rank 0, None on the others."""
+    trained = trainer.train(run, data.train, data.val, folder) if args.train else None
+    if not distUtils.is_main_process():
+        return None
+    return trained or trainer.load_trained(run, folder)
+
+
+def evaluate_fold(run, args, folder, trained, data, name, alarm=None):
+    """The steps after training, on rank 0: alarm settings (chosen on the validation split unless given)
+    -> exports when training, else the app entries rewritten with these settings -> tests and real data;
+    the fold's runSummary.FoldResult when testing, else None."""
+    alarm = alarm or alarmSettings.choose_alarm_settings(run, trained.model, data, folder)
+    if args.train:
+        trainExport.export_trained(run, trained, data.train, alarm)
+    else:
+        for path in alarmSettings.rewrite_app_entries(trained.best_path, alarm):
+            print(f"app index entry {path} (rewritten with these alarm settings)")
+    if not args.test:
+        return None
+    results = nnTester.evaluate_trained(folder, trained, data, alarm)
+    real = nnTester.evaluate_real(args.evalReal or run.evaluation.realDataDir,
+                                  trained.best_path.with_suffix(".pte"), alarm, folder)
+    return runSummary.fold_result(name, folder, trained, data, alarm, results, real)
+
+
+def write_reports(run, folder, folds, stem="kfold_summary", extra=None, notes=()):
+    """The summary over the folds and a model card per fold."""
+    runSummary.write_summary(folder, folds, stem, extra, notes)
+    for fold in folds:
+        print(f"model card {modelCard.write_model_card(run, fold)}")
