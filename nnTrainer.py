@@ -7,9 +7,9 @@ Each call trains in a new run folder `<outDir>/<N>/` (default outDir output/trai
 does; `--rerun N` continues run N (an interrupted training resumes from its `_resume.pt`).
 """
 from osdkit.training import cpuSettings  # noqa: F401  isort: skip  (first: OpenMP's waiting before torch loads)
-from pathlib import Path
 
 from osdkit.cli import cliUtils
+from osdkit.io import fileUtils
 from osdkit.training import alarmSettings, configUtils, distUtils, trainExport, trainingData
 from osdkit.training.trainer import train
 
@@ -26,20 +26,6 @@ def get_args_parser():
     return parser
 
 
-def new_or_rerun_folder(root, rerun):
-    """`root/<N>/`: a new N (1 + the highest there) per call, or run `rerun` (which must exist)."""
-    if rerun:
-        folder = root / str(rerun)
-        if not folder.is_dir():
-            raise configUtils.ConfigError(f"{folder}: no such run to rerun")
-        return folder
-    root.mkdir(parents=True, exist_ok=True)
-    numbers = [int(p.name) for p in root.iterdir() if p.is_dir() and p.name.isdigit()]
-    folder = root / str(max(numbers, default=0) + 1)
-    folder.mkdir()
-    return folder
-
-
 def main(argv=None):
     """Prepare data as runSequence does, train (torchrun-able), then on rank 0 the alarm settings and exports."""
     args = get_args_parser().parse_args(argv)
@@ -49,7 +35,7 @@ def main(argv=None):
     distUtils.init_distributed_mode()
     out_dir = None
     if distUtils.is_main_process():
-        out_dir = new_or_rerun_folder(Path(args.outDir), args.rerun)
+        out_dir = fileUtils.numbered_folder(args.outDir, args.rerun)
         print(f"run folder {out_dir} (an interrupted run goes on with --rerun {out_dir.name})")
     out_dir = distUtils.broadcast_from_main(out_dir)
     events, source = trainingData.read_events(run)

@@ -62,21 +62,6 @@ def get_args_parser():
 
 
 # ---------------------------------------------------------------- run folder, its config and log
-def run_folder(out_dir, model_fname, rerun):
-    """`<outDir>/<modelFname>/<N>/`: N = 1 + the highest existing number, or the rerun's N."""
-    base = Path(out_dir) / model_fname
-    if rerun:
-        folder = base / str(rerun)
-        if not folder.is_dir():
-            raise configUtils.ConfigError(f"{folder}: no such run to rerun")
-        return folder
-    base.mkdir(parents=True, exist_ok=True)
-    numbers = [int(p.name) for p in base.iterdir() if p.is_dir() and p.name.isdigit()]
-    folder = base / str(max(numbers, default=0) + 1)
-    folder.mkdir()
-    return folder
-
-
 def with_db_dir(config, db_dir):
     """The config with osdbConfig.cacheDir replaced by --dbDir (unchanged without it)."""
     if db_dir is None:
@@ -116,7 +101,7 @@ def prepare_run(args):
         return _rerun_config(args, name)
     given, warnings = configUtils.load_config(args.config or DEFAULT_CONFIG)
     config = {k: v for k, v in with_db_dir(given, args.dbDir).items() if k != "osdbCfg"}  # merged already
-    folder = run_folder(args.outDir, configUtils.get(config, "modelConfig.modelFname"), 0)
+    folder = fileUtils.numbered_folder(Path(args.outDir) / configUtils.get(config, "modelConfig.modelFname"))
     fileUtils.write_json_atomic(folder / name, config)
     fileUtils.write_json_atomic(folder / RUN_ARGS, {"config": name, "source": str(args.config or DEFAULT_CONFIG),
                                                       "dbDir": args.dbDir, **fold_counts(args)})
@@ -129,7 +114,7 @@ def _rerun_config(args, name):
     given = None
     if args.config or Path(DEFAULT_CONFIG).is_file():
         given = with_db_dir(configUtils.load_config(args.config or DEFAULT_CONFIG)[0], args.dbDir)
-    folder = run_folder(args.outDir, configUtils.get(given or {}, "modelConfig.modelFname"), args.rerun)
+    folder = fileUtils.numbered_folder(Path(args.outDir) / configUtils.get(given or {}, "modelConfig.modelFname"), args.rerun)
     path = own_config(folder, name)
     made = json.loads((folder / RUN_ARGS).read_text()) if (folder / RUN_ARGS).exists() else {}
     made = {key: made[key] for key in fold_counts(args) if key in made}

@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+from osdkit.io import fileUtils
 from osdkit.training import configUtils
 
 
@@ -27,12 +28,11 @@ def test_bad_config_values_name_the_file_and_key(tmp_path, config, message):
 def test_trainer_alone_trains_in_a_new_run_folder_per_call(tmp_path, capsys):
     """`nnTrainer.py` alone always wrote to output/trainer: a second call resumed the finished run and
     trained nothing, even after the config changed."""
-    import nnTrainer
     root = tmp_path / "trainer"
-    assert nnTrainer.new_or_rerun_folder(root, 0) == root / "1"
+    assert fileUtils.numbered_folder(root) == root / "1"
     (root / "1" / "deepEpiCnnModel_pytorch_resume.pt").write_bytes(b"finished run")
-    assert nnTrainer.new_or_rerun_folder(root, 0) == root / "2"
-    assert nnTrainer.new_or_rerun_folder(root, 1) == root / "1"
-    with pytest.raises(configUtils.ConfigError, match="no such run to rerun"):
-        nnTrainer.new_or_rerun_folder(root, 7)
+    assert fileUtils.numbered_folder(root) == root / "2"
+    assert fileUtils.numbered_folder(root, 1) == root / "1"
+    with pytest.raises(fileUtils.OutputError, match="no such run to rerun"):
+        fileUtils.numbered_folder(root, 7)
     assert sorted(p.name for p in root.iterdir()) == ["1", "2"]

@@ -65,3 +65,19 @@ def save_figure_atomic(fig, path):
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with atomic_output(path) as tmp:
         fig.savefig(str(tmp), format="png", dpi=100, bbox_inches="tight")
+
+
+def numbered_folder(base, number=0):
+    """`base/<N>/`, the run folders' layout: a new N (1 + the highest there) when number is 0, else
+    the existing folder N (OutputError when it is not there)."""
+    base = Path(base)
+    if number:
+        folder = base / str(number)
+        if not folder.is_dir():
+            raise OutputError(f"{folder}: no such run to rerun")
+        return folder
+    base.mkdir(parents=True, exist_ok=True)
+    numbers = [int(p.name) for p in base.iterdir() if p.is_dir() and p.name.isdigit()]
+    folder = base / str(max(numbers, default=0) + 1)
+    folder.mkdir()
+    return folder
