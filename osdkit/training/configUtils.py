@@ -24,6 +24,8 @@ SCHEMA = {
     "osdbConfig.osdbFiles": (list, ["osdb_simulated.json"], lambda v: v and all(isinstance(f, str) for f in v),
                              "must be a non-empty list of file names"),
     "osdbConfig.invalidEvents": (list, [], None, ""),
+    "osdbConfig.dailyLifeFiles": (list, [], lambda v: all(isinstance(f, str) and f for f in v),
+                                  "must be a list of file paths (relative to the working folder)"),
     "osdbConfig.simulate": (bool, True, None, ""),
     "osdbConfig.simulation.users": (int, 40, lambda v: v >= 4, "must be >= 4"),
     "osdbConfig.simulation.seizuresPerUser": (int, 3, lambda v: v >= 1, "must be >= 1"),
@@ -42,11 +44,16 @@ SCHEMA = {
     "dataProcessing.validationProp": (NUMBER, 0.2, lambda v: 0 < v < 1,
                                       "must be between 0 and 1 (share of non-test events)"),
     "dataProcessing.splitByUser": (bool, True, None, ""),
+    "dataProcessing.testPropBySource": (dict, {}, lambda v: all(isinstance(x, NUMBER) and not isinstance(x, bool)
+                                                                and 0 < x < 1 for x in v.values()),
+                                        "must map data sources to test shares between 0 and 1"),
     "dataProcessing.noiseAugmentation": (bool, True, None, ""),
     "dataProcessing.noiseAugmentationFactor": (int, 3, lambda v: v >= 0, "must be >= 0"),
     "dataProcessing.noiseAugmentationValue": (NUMBER, 30.0, lambda v: v >= 0, "must be >= 0 (mg)"),
     "dataProcessing.noiseAugmentationNegatives": (bool, True, None, ""),
     "dataProcessing.phaseAugmentation": (bool, False, None, ""),
+    "dataProcessing.phaseAugmentationSources": (list, [], lambda v: all(isinstance(x, str) for x in v),
+                                                "must be a list of data source names"),
     "dataProcessing.phaseAugmentationStep": (int, 25, lambda v: 0 < v < 125, "must be in 1..124 samples"),
     "dataProcessing.oversample": (str, "none", lambda v: v in ("none", "random"), "must be 'none' or 'random'"),
     "dataProcessing.undersample": (str, "none", lambda v: v in ("none", "random"), "must be 'none' or 'random'"),
@@ -173,7 +180,7 @@ def _check_filters(filters, source):
 
 
 def _type_name(types):
-    names = {int: "an integer", float: "a number", bool: "true/false", str: "a string", list: "a list",
+    names = {int: "an integer", float: "a number", bool: "true/false", str: "a string", list: "a list", dict: "an object",
              type(None): "null"}
     types = types if isinstance(types, tuple) else (types,)
     return " or ".join(dict.fromkeys(names[t] for t in types))

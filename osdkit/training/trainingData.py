@@ -30,8 +30,9 @@ class PreparedData:
 
 
 def osdb_paths(run):
-    """The config's OSDB files; OsdbFileError naming the first one missing."""
-    paths = [Path(run.osdb.cacheDir) / name for name in run.osdb.osdbFiles]
+    """The config's OSDB files (osdbFiles in cacheDir, then dailyLifeFiles as given); OsdbFileError naming
+    the first one missing."""
+    paths = [Path(run.osdb.cacheDir) / name for name in run.osdb.osdbFiles] + [Path(p) for p in run.osdb.dailyLifeFiles]
     missing = [p for p in paths if not p.exists()]
     if missing:
         raise osdbData.OsdbFileError(f"{missing[0]}: OSDB file not found (osdbConfig.cacheDir/osdbFiles)")
@@ -84,7 +85,8 @@ def fold_splits(run, events, kfold=1):
     in one test fold), by user when splitByUser."""
     dp = run.data
     if kfold <= 1:
-        return [osdbSplit.split_events(events, dp.testProp, dp.validationProp, run.randomSeed, dp.splitByUser)]
+        return [osdbSplit.split_events(events, dp.testProp, dp.validationProp, run.randomSeed, dp.splitByUser,
+                                       dp.testPropBySource)]
     return list(osdbSplit.kfold_splits(events, kfold, run.randomSeed, dp.splitByUser, dp.validationProp))
 
 
