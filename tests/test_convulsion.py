@@ -97,3 +97,26 @@ def test_every_real_evaluation_uses_the_models_input_size(tmp_path):
     assert set(seen) == {(1, 375)}
     assert real["adl_wrist"]["window_samples"] == 375 and real["wisdm_watch"]["n_windows"] > 0
     json.dumps(real)
+
+
+def test_a_15_s_model_end_to_end_entry_and_real_step(tmp_path):
+    """bufferSeconds 15: the exported program takes [1, 1, 375], its app entry says input_size 375, and the
+    main job's real-data step (nnTester.evaluate_real) runs it on 375-sample windows without failing."""
+    import torch
+
+    from osdkit.app import appIndex
+    from osdkit.export import exportCore
+    from osdkit.model import deepEpiCnn
+    from osdkit.training import nnTester
+    torch.manual_seed(0)
+    model = deepEpiCnn.DeepEpiCnn(375, input_norm="meanMagnitude").eval()
+    shape = (1, 1, 375)
+    pte = tmp_path / "model.pte"
+    report = exportCore.export_pte(model, shape, pte, inputs=osdbSim.reference_windows(shape, n=8))
+    entry = appIndex.app_entry(pte, report)
+    assert entry["input_size"] == 375 == nnTester.pte_input_size(pte)
+    real_dir = tmp_path / "real"
+    (real_dir / "osdb_example").mkdir(parents=True)
+    (real_dir / "osdb_example" / "event.json").write_bytes(FIXTURE.read_bytes())
+    real = nnTester.evaluate_real(real_dir, pte, {"threshold_pct": 50, "gate_pct": 5}, tmp_path)
+    assert real["event"]["n_windows"] == 29 - 2  # 3 datapoints fill the 15 s buffer (the 30 s one needed 6)
