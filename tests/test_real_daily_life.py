@@ -29,7 +29,7 @@ def _write_wisdm(path, subject, activities, n=400, rng=None):
 
 def test_read_wisdm_file_resamples_to_25_hz_in_g(tmp_path):
     path = tmp_path / "data_1600_accel_watch.txt"
-    path.write_text("".join("1600,A,0,0,9.80665;\n" for _ in range(200)) + "".join("1600,D,0,9.80665,0;\n" for _ in range(80)))
+    path.write_text("1600,A,0,0,9.80665;\n" * 200 + "1600,D,0,9.80665,0;\n" * 80)
     rec = realData.read_wisdm_file(path)
     assert list(rec) == ["Walking", "Sitting"]
     assert len(rec["Walking"]) == 250 and len(rec["Sitting"]) == 100  # 20 Hz -> 25 Hz

@@ -1,6 +1,7 @@
 """Read and clean OpenSeizureDatabase (OSDB) events (filters: osdbFilters.py, splits: osdbSplit.py).
 
-Reading (`read_osdb_file`): a file (gzip'd when its name ends in .gz) is a JSON array of events (or one event object, which has
+Reading (`read_osdb_file`): a file (gzip'd when its name ends in .gz) is a JSON array of events (or one
+event object, which has
 `datapoints`); an empty array, or an object that is no event (e.g. one holding the events under a key),
 is an OsdbFileError naming the file. It is parsed one
 event at a time from a buffered read, and each event's rawData/rawData3D become numpy arrays at once,

@@ -2,8 +2,8 @@
 
 Splits: test_prop of each class goes to test, validation_prop of the rest to validation; with by_user
 every user's events stay in one split, and users are split per stratum (with or without seizures, and
-per data source, so real people of each dataset are split like the simulated users); `test_prop_by_source`
-gives some data sources (dataSourceName, e.g. "wisdm_watch") their own test share. Augmentation (training seizure events only) follows the earlier
+per data source, so real people of each dataset are split like the simulated users);
+`test_prop_by_source` gives some data sources (dataSourceName, e.g. "wisdm_watch") their own test share. Augmentation (training seizure events only) follows the earlier
 pipeline: phase-shifted re-slicing, then noise added to x, y, z.
 """
 from dataclasses import replace

@@ -165,7 +165,8 @@ def recording_events(recordings, source, person_of):
     for activity, name, magnitude in recordings:
         n = len(magnitude) // SAMPLES_PER_DP
         mag = (np.asarray(magnitude[:n * SAMPLES_PER_DP], dtype=np.float64) * 1000.0).reshape(n, SAMPLES_PER_DP)
-        events.append(Event(id=f"{activity}/{name}", user_id=person_of(name), type="NDA", sub_type=activity, desc=source,
+        events.append(Event(id=f"{activity}/{name}", user_id=person_of(name), type="NDA", sub_type=activity,
+                            desc=source,
                             data_time=0.0, seizure_times=None, label=0,
                             dp_times=SAMPLES_PER_DP / SAMPLE_RATE_HZ * np.arange(1, n + 1),
                             mag=mag.astype(np.float32), acc3d=None, alarm_state=np.full(n, -1, np.int8),

@@ -73,6 +73,7 @@ def write_model_card(run, fold):
         f"{data_summary['read']['datapoints_kept']} datapoints; skipped {data_summary['read']['skipped'] or 'none'}.",
         ("Splits are by user: no test user was seen in training or checkpoint selection." if by_user else
          "Splits are by event (splitByUser false): a test user's other events may have been seen in training."),
+        *_real_people_text(data_summary),
         "", "| split | events by type/subtype | windows (seizure) |", "|---|---|---|"]
     for split in ("train", "val", "test"):
         counts = ", ".join(f"{k} {v}" for k, v in events[split].items())
@@ -116,6 +117,18 @@ def write_model_card(run, fold):
     with fileUtils.atomic_output(path) as tmp:
         tmp.write_text("\n".join(lines) + "\n")
     return path
+
+
+def _real_people_text(data_summary):
+    """A line counting the real daily-life people ("wisdm-...", "adl-...") per split, when there are any."""
+    users = data_summary.get("users") or {}
+    counts = {split: {kind: sum(str(u).startswith(f"{kind}-") for u in users.get(split, ()))
+                      for kind in ("wisdm", "adl")} for split in ("train", "val", "test")}
+    if not any(n for c in counts.values() for n in c.values()):
+        return []
+    text = "; ".join(f"{split} {c['wisdm']} WISDM / {c['adl']} ADL" for split, c in counts.items())
+    return [f"Real daily life (data/real_daily_life.json.gz, CC BY 4.0) is split by person: {text}. "
+            "The real-data figures below are on the people in neither train nor validation."]
 
 
 def _input_norm_text(model):

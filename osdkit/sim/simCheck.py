@@ -21,8 +21,8 @@ def datapoint_features(mag_g):
     mag_g = np.asarray(mag_g, np.float64).reshape(-1, SAMPLES_PER_DP)
     freqs = np.fft.rfftfreq(SAMPLES_PER_DP, 1 / SAMPLE_RATE_HZ)
     power = np.abs(np.fft.rfft(mag_g - mag_g.mean(axis=1, keepdims=True), axis=1)) ** 2
-    bands = np.stack([power[:, (freqs >= lo) & (freqs < hi)].sum(axis=1) for lo, hi in zip(BANDS_HZ[:-1], BANDS_HZ[1:])],
-                     axis=1)
+    bands = np.stack([power[:, (freqs >= lo) & (freqs < hi)].sum(axis=1)
+                      for lo, hi in zip(BANDS_HZ[:-1], BANDS_HZ[1:])], axis=1)
     bands = bands / np.maximum(bands.sum(axis=1, keepdims=True), 1e-12)
     above = freqs >= BANDS_HZ[0]
     return {"mean": mag_g.mean(axis=1), "sd": mag_g.std(axis=1),
