@@ -299,6 +299,6 @@ def test_variants_side_by_side_with_the_osd():
     lines = compare_variants_app({"pt": pt, "pte": pte, "parity": {"n": 1}}).splitlines()
     assert [line.split("  ")[0] for line in lines[2:]] == ["pt (ML)", "pte (ML)", "OSD algorithm", "pt + OSD",
                                                          "pte + OSD", "OSD recorded"]
-    assert lines[3].split()[-4:] == ["0.000", "0.000", "0.00", "n/a"]
-    assert lines[6].split()[-4:] == ["0.500", "1.000", "1440.00", "15.0"]  # pte + OSD = the OSD alone here
+    assert lines[3].split()[-6:] == ["0.000", "0.000", "0.00", "n/a", "-", "-"]  # no convulsionTimes here
+    assert lines[6].split()[-6:-2] == ["0.500", "1.000", "1440.00", "15.0"]  # pte + OSD = the OSD alone here
     assert compare_variants_app({"pt": {"event_tpr": 1.0}}) == ""
