@@ -75,7 +75,9 @@ def test_every_field_of_the_real_example_with_its_json_type(clean_db, real_event
                 assert key not in event
                 continue
             assert type(event[key]) is type(value), key
-        assert set(event) - set(real_event) == set()
+        assert set(event) - set(real_event) <= {"convulsionTimes"}  # simulated convulsions only
+        if "convulsionTimes" in event:
+            assert event["type"] == "Seizure" and event["subType"] == "Tonic-Clonic"
         for dp in event["datapoints"]:
             assert set(dp) == set(real_dp)
             for key, value in real_dp.items():
@@ -354,7 +356,7 @@ def test_clonic_jerks_slow_down_and_seizure_amplitudes_span_the_range(users):
         mag, segments = _wrist(rng, user, "Tonic-Clonic", 120)
         start, stop = _segment(segments, "clonic")
         peaks.append(np.percentile(np.abs(mag[start:stop] - 1), 99))
-    assert min(peaks) < 0.4 and max(peaks) > 2 and max(peaks) < 7
+    assert min(peaks) < 0.6 and max(peaks) > 2 and max(peaks) < 7  # convulsions: SD mostly 0.2-0.8 g
 
 
 def test_walking_near_the_step_rate_and_hard_negatives_rhythmic_2_to_7_hz(users):

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from osdkit.app import metrics, osdAlgorithm
+from osdkit.app import convulsionMetrics, metrics, osdAlgorithm
 from osdkit.app.osdAlgorithm import ALARM, DATAPOINT_S
 from osdkit.data import windowing
 
@@ -179,6 +179,7 @@ def evaluate_app(p, windows, events, threshold, step_s=None, strategy="ANY",
     for column, suffix in WINDOW_SUFFIX.items():
         m = metrics.window_metrics(states[column][window_dp] == ALARM, windows.labels, 0.5)
         results.update({key + suffix: m[key] for key in ("tp", "fp", "fn", "tn", "tpr", "fpr", "accuracy")})
+    results["convulsion_15_30s"] = convulsionMetrics.convulsion_results(app, events)
     results.update({"n_datapoints": int(len(timeline.time)), "step_s": step_s, "combine_strategy": strategy,
                     "warn_time_s": osdAlgorithm.WARN_TIME_S, "alarm_time_s": osdAlgorithm.ALARM_TIME_S})
     labels = [e.label for e in events]

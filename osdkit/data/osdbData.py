@@ -1,6 +1,7 @@
 """Read and clean OpenSeizureDatabase (OSDB) events (filters: osdbFilters.py, splits: osdbSplit.py).
 
-Reading (`read_osdb_file`): a file is a JSON array of events (or one event object, which has
+Reading (`read_osdb_file`): a file (gzip'd when its name ends in .gz) is a JSON array of events (or one
+event object, which has
 `datapoints`); an empty array, or an object that is no event (e.g. one holding the events under a key),
 is an OsdbFileError naming the file. It is parsed one
 event at a time from a buffered read, and each event's rawData/rawData3D become numpy arrays at once,
@@ -22,6 +23,7 @@ Times: ISO 8601 strings ("2023-05-05T06:28:47Z"; without a zone means UTC), "dd-
 or numbers (epoch seconds, or milliseconds when > 1e11). hr <= 0 (the files use -1) is missing (nan);
 alarmState missing or not a small integer is -1.
 """
+import gzip
 import json
 import logging
 import re
@@ -65,6 +67,7 @@ class Event:
     hr: np.ndarray  # float32 (n,), nan when missing
     source: object  # dataSourceName or None
     osd_settings: dict = field(default_factory=dict)  # OSD settings the file records (alarmThresh, ...)
+    convulsion_times: object = None  # (start, end) s of the convulsion (convulsionTimes, simulated events)
 
     def summary(self):
         """The scalar fields as a dict (what osdkit.app.metrics expects)."""
@@ -354,7 +357,8 @@ def _event(obj, stats):
                  sub_type=obj.get("subType"), desc="" if desc is None else str(desc), data_time=data_time,
                  seizure_times=_seizure_times(obj.get("seizureTimes"), stats), label=label,
                  dp_times=times, mag=mag, acc3d=_acc3d(raw3d, stats), alarm_state=alarm_state, hr=hr,
-                 source=None if source is None else str(source), osd_settings=_osd_settings(obj, dps)), None
+                 source=None if source is None else str(source), osd_settings=_osd_settings(obj, dps),
+                 convulsion_times=_seizure_times(obj.get("convulsionTimes"), stats)), None
 
 
 def read_osdb_file(path, log=None):
@@ -364,7 +368,7 @@ def read_osdb_file(path, log=None):
     log = log or _LOG
     stats, events = ReadStats(files=1), []
     try:
-        f = open(path, encoding="utf-8-sig")
+        f = (gzip.open if str(path).endswith(".gz") else open)(path, "rt", encoding="utf-8-sig")
     except OSError as exc:
         raise OsdbFileError(f"{path}: cannot open ({exc.strerror})") from None
     with f:

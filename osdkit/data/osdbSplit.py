@@ -1,7 +1,9 @@
 """Split OSDB events into train / validation / test (by event or by user, stratified) and augment seizures.
 
 Splits: test_prop of each class goes to test, validation_prop of the rest to validation; with by_user
-every user's events stay in one split. Augmentation (training seizure events only) follows the earlier
+every user's events stay in one split, and users are split per stratum (with or without seizures, and
+per data source, so real people of each dataset are split like the simulated users);
+`test_prop_by_source` gives some data sources (dataSourceName, e.g. "wisdm_watch") their own test share. Augmentation (training seizure events only) follows the earlier
 pipeline: phase-shifted re-slicing, then noise added to x, y, z.
 """
 from dataclasses import replace
@@ -17,7 +19,8 @@ def _check_prop(name, value):
 
 
 def _user_units(events, idx):
-    """Per user (sorted by key): (indices, weight, has seizures); weight = seizure events, else events."""
+    """Per user (sorted by key): (indices, weight, stratum); weight = seizure events, else events; stratum
+    = (has seizures, data source of the user's first event)."""
     groups = {}
     for i in idx:
         groups.setdefault(norm_key(events[i].user_id), []).append(i)
@@ -25,12 +28,13 @@ def _user_units(events, idx):
     for key in sorted(groups):
         members = groups[key]
         n_seizures = sum(events[i].label == 1 for i in members)
-        units.append((members, n_seizures or len(members), n_seizures > 0))
+        units.append((members, n_seizures or len(members), (n_seizures > 0, norm_key(events[members[0]].source))))
     return units
 
 
-def _pick(events, idx, prop, rng, by_user):
-    """Choose about `prop` of the events at `idx`, per label (by event) or per stratum of users."""
+def _pick(events, idx, prop, rng, by_user, prop_by_source=None):
+    """Choose about `prop` of the events at `idx`, per label (by event) or per stratum of users (with the
+    stratum's data source's share from prop_by_source when it has one)."""
     chosen = []
     if not by_user:
         for label in (0, 1):
@@ -38,9 +42,10 @@ def _pick(events, idx, prop, rng, by_user):
             chosen.extend(rng.permutation(group)[:int(np.floor(prop * len(group) + 0.5))].tolist())
     else:
         units = _user_units(events, idx)
-        for seizure_stratum in (False, True):
-            stratum = [u for u in units if u[2] == seizure_stratum]
-            target, total = prop * sum(u[1] for u in stratum), 0
+        shares = {norm_key(k): v for k, v in (prop_by_source or {}).items()}
+        for key in sorted({u[2] for u in units}):
+            stratum = [u for u in units if u[2] == key]
+            target, total = shares.get(key[1], prop) * sum(u[1] for u in stratum), 0
             for k in rng.permutation(len(stratum)):
                 members, weight, _ = stratum[k]
                 if total + weight / 2 < target:
@@ -50,16 +55,19 @@ def _pick(events, idx, prop, rng, by_user):
     return sorted(chosen_set), [i for i in idx if i not in chosen_set]
 
 
-def split_events(events, test_prop, validation_prop, seed, by_user=False):
+def split_events(events, test_prop, validation_prop, seed, by_user=False, test_prop_by_source=None):
     """(train, val, test) event lists, stratified by label (seizure or not); deterministic for a seed.
 
     test_prop of each class goes to test, validation_prop of the rest to val. With by_user every user's
-    events go to one split; users with seizures and users without are split separately, aiming at
-    test_prop of the seizure events (resp. events), which is best effort. Lists keep the input order."""
+    events go to one split; users are split per stratum (with / without seizures, data source), aiming at
+    test_prop (or test_prop_by_source[source]) of the stratum's seizure events (resp. events), which is
+    best effort. Lists keep the input order."""
     _check_prop("test_prop", test_prop)
     _check_prop("validation_prop", validation_prop)
+    for source, share in (test_prop_by_source or {}).items():
+        _check_prop(f"test_prop_by_source[{source!r}]", share)
     rng = np.random.default_rng(seed)
-    test, rest = _pick(events, list(range(len(events))), test_prop, rng, by_user)
+    test, rest = _pick(events, list(range(len(events))), test_prop, rng, by_user, test_prop_by_source)
     val, train = _pick(events, rest, validation_prop, rng, by_user)
     return [events[i] for i in train], [events[i] for i in val], [events[i] for i in test]
 
@@ -75,8 +83,8 @@ def _fold_of(events, k, rng, by_user):
             offset += len(group)
         return fold
     units = _user_units(events, range(len(events)))
-    for seizure_stratum in (False, True):
-        stratum = [units[j] for j in rng.permutation(len(units)) if units[j][2] == seizure_stratum]
+    for key in sorted({u[2] for u in units}):
+        stratum = [units[j] for j in rng.permutation(len(units)) if units[j][2] == key]
         load = np.zeros(k)
         for members, weight, _ in sorted(stratum, key=lambda u: -u[1]):
             f = int(np.argmin(load))
@@ -135,6 +143,8 @@ def augment_events(events, cfg, rng):
     """Training events plus augmented copies, as the earlier pipeline did; `cfg` is a
     configUtils.DataConfig (dataProcessing).
 
+    phaseAugmentationSources (data sources, e.g. the real daily life "wisdm_watch") first adds the
+    phase-shifted copies of every event of those sources (not noised, not counted as seizures below).
     phaseAugmentation (every phaseAugmentationStep samples) runs first on the seizure events, then
     noiseAugmentation: noiseAugmentationFactor noisy copies (noiseAugmentationValue mg) of the seizure
     events and their phase copies, and with noiseAugmentationNegatives one noisy copy of each
@@ -142,6 +152,10 @@ def augment_events(events, cfg, rng):
     share its unchanged arrays; originals are not modified."""
     out = list(events)
     seizures = [e for e in events if e.label == 1]
+    sources = {norm_key(s) for s in cfg.phaseAugmentationSources}
+    if sources:  # more windows of the real recordings: every event of those sources, re-sliced
+        out += [c for e in events if norm_key(e.source) in sources
+                for c in phase_shifted_copies(e, cfg.phaseAugmentationStep)]
     if cfg.phaseAugmentation:
         shifted = [c for e in seizures for c in phase_shifted_copies(e, cfg.phaseAugmentationStep)]
         out += shifted

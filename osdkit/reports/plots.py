@@ -178,6 +178,16 @@ def format_app_table(results):
     return "\n".join(lines)
 
 
+def _convulsion_cells(res, column):
+    """Share of the 15-30 s convulsions (convulsionMetrics) in ALARM before their end, and the median
+    latency from convulsion onset; "-" where the column has none."""
+    conv = (res.get("convulsion_15_30s") or {}).get(column) or {}
+    if not conv.get("n"):
+        return ["-", "-"]
+    return [f"{_fmt(conv['before_end_share'])} ({conv['n_before_end']}/{conv['n']})",
+            _fmt(conv["latency_median_s"], ".1f")]
+
+
 def compare_variants_app(results_by_variant):
     """Text table of several model variants (e.g. pt, pte) as the app would run them: each model alone,
     the OSD algorithm (the same for all), each model combined with it, and the recorded OSD state."""
@@ -189,10 +199,12 @@ def compare_variants_app(results_by_variant):
     rows += [("OSD algorithm", first, "osd")]
     rows += [(f"{name} + OSD", res, "combined") for name, res in variants.items()]
     rows += [("OSD recorded", first, "osd_recorded")] if "osd_recorded_event_tpr" in first else []
-    header = ["app view", "event_tpr", "tonic_clonic", "FA/day", "latency_med_s"]
+    header = ["app view", "event_tpr", "tonic_clonic", "FA/day", "latency_med_s", "conv15-30s_before_end",
+              "conv_latency_med_s"]
     keys = [("event_tpr", ".3f"), ("tonic_clonic_tpr", ".3f"), ("false_alarms_per_day", ".2f"),
             ("latency_median_s", ".1f")]
-    table = [header] + [[name] + [_fmt(res.get(f"{c}_{k}"), spec) for k, spec in keys] for name, res, c in rows]
+    table = [header] + [[name] + [_fmt(res.get(f"{c}_{k}"), spec) for k, spec in keys] + _convulsion_cells(res, c)
+                        for name, res, c in rows]
     widths = [max(len(r[i]) for r in table) for i in range(len(header))]
     lines = ["  ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(r, widths)))
              for r in table[:1] + [["-" * w for w in widths]] + table[1:]]

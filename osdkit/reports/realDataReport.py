@@ -4,10 +4,12 @@ folder, `evaluation.realDataDir`). Nothing here trains or tunes: the folder is a
 Every recording goes through the same windows (windowing.make_windows), movement gate and app timeline
 (appEvaluation.app_view: ML, the OSD algorithm, both combined, each with the app's escalation) as the
 test events of the main job and appReplay:
-- ADL wrist recordings (realData.adl_events): each recording of at least 30 s, cut into 5 s datapoints
-  from its start; the OSD algorithm (app defaults) on every datapoint, the model on each window (ending
-  on datapoint 6, 7, ...), the escalation over each recording's datapoints. Shorter recordings give no
-  window; nothing is padded.
+- ADL wrist and WISDM watch recordings (realData.adl_events / wisdm_events) of the people the model was
+  neither trained nor tuned on (exclude_people: "adl-f1", "wisdm-1600", ...): each recording at least
+  as long as the model's window (window_samples, the model's own input size), cut into 5 s datapoints
+  from its start; the OSD algorithm (app defaults) on every datapoint, the model on each window (the
+  first ending when the buffer is full), the escalation over each recording's datapoints; ALARM episodes
+  per hour per activity for ML, OSD and combined. Shorter recordings give no window; nothing is padded.
 - OSDB event JSON files: the OSD algorithm recomputed with the event's recorded settings, the OSD state
   the file records, ML, and combined.
 """
@@ -37,24 +39,50 @@ def gated_predictions(predict_fn, windows, gate_pct=5.0, batch_size=1024):
     return p, moving
 
 
-def evaluate_adl(predict_fn, root, threshold=0.5, gate_pct=5.0, batch_size=1024):
-    """Alarm rates of a model, the OSD algorithm and both on the ADL recordings (all non-seizure).
+def evaluate_adl(predict_fn, root, threshold=0.5, gate_pct=5.0, batch_size=1024, window_samples=WINDOW_SAMPLES,
+                 exclude_people=()):
+    """evaluate_recordings on the ADL recordings in root (all non-seizure) of the volunteers not in
+    exclude_people, plus n_skipped, skipped [(path, reason)], n_people."""
+    skipped = []
+    recordings = [r for r in realData.load_adl_recordings(root, skipped)
+                  if realData.adl_person(r[1]) not in set(exclude_people)]
+    out = evaluate_recordings(predict_fn, realData.adl_events, recordings, threshold, gate_pct, batch_size,
+                              window_samples)
+    people = {realData.adl_person(r[1]) for r in recordings}
+    return {**out, "n_skipped": len(skipped), "skipped": skipped, "n_people": len(people)}
 
-    Single windows (the model, no escalation): n_recordings, n_skipped, skipped [(path, reason)],
-    n_too_short, n_windows, n_gated, recording_hours (all loaded recordings), hours_covered
-    (windows * 5 s), n_alarm_windows, window_alarm_rate, recordings_with_alarm, files_with_alarm,
-    alarm_episodes, false_alarms_per_hour, false_alarms_per_day, by_activity {activity: n_recordings,
-    n_windows, n_alarm_windows, window_alarm_rate, recordings_with_alarm, alarm_episodes}.
+
+def evaluate_wisdm(predict_fn, root, threshold=0.5, gate_pct=5.0, batch_size=1024, window_samples=WINDOW_SAMPLES,
+                   exclude_people=()):
+    """evaluate_recordings on the WISDM watch recordings in root of the people not in exclude_people, plus
+    n_skipped, skipped, people (the "wisdm-<subject>" reported on) and n_people."""
+    skipped = []
+    recordings = [r for r in realData.load_wisdm_recordings(root, skipped)
+                  if realData.wisdm_person(r[1]) not in set(exclude_people)]
+    out = evaluate_recordings(predict_fn, realData.wisdm_events, recordings, threshold, gate_pct, batch_size,
+                              window_samples)
+    people = sorted({realData.wisdm_person(r[1]) for r in recordings})
+    return {**out, "n_skipped": len(skipped), "skipped": skipped, "people": people, "n_people": len(people)}
+
+
+def evaluate_recordings(predict_fn, to_events, recordings, threshold=0.5, gate_pct=5.0, batch_size=1024,
+                        window_samples=WINDOW_SAMPLES):
+    """Alarm rates of a model, the OSD algorithm and both on non-seizure recordings [(activity, name,
+    magnitude_g at 25 Hz)] (to_events: realData.adl_events or wisdm_events), windows of window_samples.
+
+    Single windows (the model, no escalation): n_recordings, n_too_short, n_windows, n_gated,
+    recording_hours (all recordings), hours_covered (windows * 5 s), n_alarm_windows, window_alarm_rate,
+    recordings_with_alarm, files_with_alarm, alarm_episodes, false_alarms_per_hour, false_alarms_per_day,
+    by_activity {activity: n_recordings, n_windows, n_alarm_windows, window_alarm_rate,
+    recordings_with_alarm, alarm_episodes}.
     The app's view: app {column: window_end_alarm_fraction (windows whose datapoint is in ALARM state),
     single_window_alarm_fraction (windows whose datapoint's own result is ALARM), alarm_episodes,
-    alarm_episodes_per_day (over app_hours), recordings_with_alarm}, app_recordings and app_hours (the
-    recordings with a window, all their datapoints), app_by_activity {activity: {column:
-    window_end_alarm_fraction}};
-    threshold, gate_pct."""
-    skipped = []
-    recordings = realData.load_adl_recordings(root, skipped)
-    events = realData.adl_events([r for r in recordings if len(r[2]) >= WINDOW_SAMPLES])
-    windowset = make_windows(events, WINDOW_SAMPLES, SAMPLES_PER_DP)
+    alarm_episodes_per_hour and alarm_episodes_per_day (over app_hours), recordings_with_alarm},
+    app_recordings and app_hours (the recordings with a window, all their datapoints), app_by_activity
+    {activity: {column: window_end_alarm_fraction}}, app_episodes_by_activity {activity: {hours, column:
+    {alarm_episodes, alarm_episodes_per_hour}}}; threshold, gate_pct, window_samples."""
+    events = to_events([r for r in recordings if len(r[2]) >= window_samples])
+    windowset = make_windows(events, window_samples, SAMPLES_PER_DP)
     p, moving = gated_predictions(predict_fn, windowset.batch(np.arange(len(windowset))), gate_pct, batch_size)
     alarm = p > threshold
     rec = windowset.event_index
@@ -67,21 +95,28 @@ def evaluate_adl(predict_fn, root, threshold=0.5, gate_pct=5.0, batch_size=1024)
     timeline = view["timeline"]
     app_seconds = len(timeline.time) * DATAPOINT_S
     window_dp = appEvaluation.window_datapoints(timeline, windowset)
+    dp_activity = np.array([events[i].sub_type for i in timeline.event], dtype=object)
     app, app_by_activity = {}, {}
+    app_episodes = {name: {"hours": float(np.sum(dp_activity == name)) * DATAPOINT_S / 3600.0} for name in activities}
     for column in APP_COLUMNS:
         in_alarm = view["states"][column] == ALARM
         ends_in_alarm = in_alarm[window_dp]
-        n_episodes = int(metrics.alarm_episode_starts(in_alarm, timeline.event, timeline.time, DATAPOINT_S).sum())
+        starts = metrics.alarm_episode_starts(in_alarm, timeline.event, timeline.time, DATAPOINT_S)
+        n_episodes = int(starts.sum())
+        per_day = metrics.per_day(n_episodes, app_seconds)
         app[column] = {"window_end_alarm_fraction": float(ends_in_alarm.mean()) if len(p) else None,
                        "single_window_alarm_fraction": float(np.mean(view["results"][column][window_dp]
                                                                      == ALARM)) if len(p) else None,
-                       "alarm_episodes": n_episodes,
-                       "alarm_episodes_per_day": metrics.per_day(n_episodes, app_seconds),
+                       "alarm_episodes": n_episodes, "alarm_episodes_per_day": per_day,
+                       "alarm_episodes_per_hour": per_day / 24 if per_day is not None else None,
                        "recordings_with_alarm": len(set(timeline.event[in_alarm].tolist()))}
         for name in activities:
             in_activity = activity == name
             app_by_activity.setdefault(name, {})[column] = \
                 float(ends_in_alarm[in_activity].mean()) if in_activity.any() else None
+            n_activity, hours = int(starts[dp_activity == name].sum()), app_episodes[name]["hours"]
+            app_episodes[name][column] = {"alarm_episodes": n_activity,
+                                          "alarm_episodes_per_hour": n_activity / hours if hours else None}
     by_activity = {}
     for name in activities:
         in_activity = activity == name
@@ -92,7 +127,7 @@ def evaluate_adl(predict_fn, root, threshold=0.5, gate_pct=5.0, batch_size=1024)
             "recordings_with_alarm": sum(events[i].sub_type == name for i in alarmed),
             "alarm_episodes": int(episodes[in_activity].sum())}
     per_day = metrics.per_day(int(episodes.sum()), seconds)
-    return {"n_recordings": len(recordings), "n_skipped": len(skipped), "skipped": skipped,
+    return {"n_recordings": len(recordings),
             "n_too_short": len(recordings) - len(events), "n_windows": int(len(p)),
             "n_gated": int((~moving).sum()),
             "recording_hours": sum(len(r[2]) for r in recordings) / SAMPLE_RATE_HZ / 3600.0,
@@ -104,11 +139,13 @@ def evaluate_adl(predict_fn, root, threshold=0.5, gate_pct=5.0, batch_size=1024)
             "false_alarms_per_hour": per_day / 24 if per_day is not None else None,
             "false_alarms_per_day": per_day,
             "by_activity": by_activity, "app": app, "app_hours": app_seconds / 3600.0,
-            "app_by_activity": app_by_activity, "app_recordings": len(events),
-            "threshold": float(threshold), "gate_pct": float(gate_pct)}
+            "app_by_activity": app_by_activity, "app_episodes_by_activity": app_episodes,
+            "app_recordings": len(events),
+            "threshold": float(threshold), "gate_pct": float(gate_pct), "window_samples": int(window_samples)}
 
 
-def evaluate_real_event(predict_fn, path, threshold=0.5, gate_pct=5.0, plot_path=None, event_id=None):
+def evaluate_real_event(predict_fn, path, threshold=0.5, gate_pct=5.0, plot_path=None, event_id=None,
+                        window_samples=WINDOW_SAMPLES):
     """One OSDB event as the app would run it: per-window p and single-window detection, and per column
     (ml, osd, combined, osd_recorded when the file records alarmState) the app's escalated outcome.
 
@@ -120,7 +157,7 @@ def evaluate_real_event(predict_fn, path, threshold=0.5, gate_pct=5.0, plot_path
     osd_recorded_dp_agreement and osd_recorded_n_datapoints (when recorded), threshold, gate_pct.
     Writes the app timeline PNG (plots.plot_app_timeline) to plot_path when given."""
     event, stats = realData.read_event(path, event_id)
-    windowset = make_windows([event], WINDOW_SAMPLES, SAMPLES_PER_DP, "seizureTimes", MIN_SEIZURE_OVERLAP_S)
+    windowset = make_windows([event], window_samples, SAMPLES_PER_DP, "seizureTimes", MIN_SEIZURE_OVERLAP_S)
     windows, times, labels = windowset.batch(np.arange(len(windowset))), windowset.end_time, windowset.labels
     p, moving = gated_predictions(predict_fn, windows, gate_pct)
     seizure_times = list(event.seizure_times) if event.seizure_times else None
@@ -160,26 +197,32 @@ def evaluate_real_event(predict_fn, path, threshold=0.5, gate_pct=5.0, plot_path
     return result
 
 
-def evaluate_real(real_dir, predict_fn, threshold, gate_pct, plot_dir=None):
-    """The real-data report: every OSDB event file in <real_dir>/osdb_example (one event each) and the
-    ADL recordings in <real_dir>/adl_wrist, as the app would run them. Returns {file stem: event result
-    (evaluate_real_event, without per-window lists except p), "adl_wrist": evaluate_adl's result
-    (without the skipped list)}, {} without the folder; timeline PNGs real_<stem>_timeline.png in plot_dir
-    when given."""
+def evaluate_real(real_dir, predict_fn, threshold, gate_pct, plot_dir=None, window_samples=WINDOW_SAMPLES,
+                  exclude_people=()):
+    """The real-data report, windows of window_samples (the model's own input size): every OSDB event
+    file in <real_dir>/osdb_example (one event each), the ADL recordings in <real_dir>/adl_wrist and the
+    WISDM watch recordings in <real_dir>/wisdm_watch of the people not in exclude_people (those the model
+    was trained or tuned on), as the app would run them. Returns {file stem: event result
+    (evaluate_real_event, without per-window lists except p), "adl_wrist": evaluate_adl's result,
+    "wisdm_watch": evaluate_wisdm's (without the skipped lists)}, {} without the folder; timeline PNGs
+    real_<stem>_timeline.png in plot_dir when given."""
     if not real_dir or not Path(real_dir).is_dir():
         return {}
     real_dir, out = Path(real_dir), {}
     for event_file in sorted((real_dir / "osdb_example").glob("*.json")):
         plot = Path(plot_dir) / f"real_{event_file.stem}_timeline.png" if plot_dir else None
-        res = evaluate_real_event(predict_fn, event_file, threshold, gate_pct, plot_path=plot)
+        res = evaluate_real_event(predict_fn, event_file, threshold, gate_pct, plot_path=plot,
+                                  window_samples=window_samples)
         for key in ("times", "labels", "alarm"):
             res.pop(key)
         res["p"] = [round(float(v), 4) for v in res["p"]]
         out[event_file.stem] = res
-    if (real_dir / "adl_wrist").is_dir():
-        adl = evaluate_adl(predict_fn, real_dir / "adl_wrist", threshold, gate_pct)
-        adl.pop("skipped", None)
-        out["adl_wrist"] = adl
+    for name, evaluate in (("adl_wrist", evaluate_adl), ("wisdm_watch", evaluate_wisdm)):
+        if (real_dir / name).is_dir():
+            res = evaluate(predict_fn, real_dir / name, threshold, gate_pct, window_samples=window_samples,
+                           exclude_people=exclude_people)
+            res.pop("skipped", None)
+            out[name] = res
     return out
 
 
@@ -187,20 +230,36 @@ def _pct(value):
     return "n/a" if value is None else f"{100 * value:.1f}%"
 
 
+def _per_hour(value):
+    return "n/a" if value is None else f"{value:.2f}"
+
+
+def format_recordings(name, res):
+    """Text lines of one evaluate_recordings result: per column the app's ALARM figures, then ALARM
+    episodes per hour per activity (ML / OSD / combined)."""
+    names = {**appEvaluation.COLUMNS, "ml": "ML"}
+    lines = [f"real {name} ({res.get('n_people', '?')} held-out people, {res['n_windows']} windows of the "
+             f"{res['app_recordings']} recordings of >= {res['window_samples'] / SAMPLE_RATE_HZ:g} s, "
+             f"{res['app_hours']:.2f} h), with the app's escalation:"]
+    for column in APP_COLUMNS:
+        a = res["app"][column]
+        lines.append(f"  {names[column]:>13}: {_pct(a['window_end_alarm_fraction'])} of windows end in ALARM, "
+                     f"{_pct(a['single_window_alarm_fraction'])} single-window alarms, "
+                     f"{a['alarm_episodes']} ALARM episodes ({_per_hour(a['alarm_episodes_per_hour'])} per hour)")
+    lines.append("  ALARM episodes per hour by activity (ML / OSD / combined):")
+    for activity, row in res["app_episodes_by_activity"].items():
+        cells = " / ".join(_per_hour(row[c]["alarm_episodes_per_hour"]) for c in APP_COLUMNS)
+        lines.append(f"    {activity:<16} {row['hours']:5.2f} h: {cells}")
+    return lines
+
+
 def format_real(real):
     """Text lines of evaluate_real's result: ML / OSD / combined side by side with the app's escalation."""
     names = {**appEvaluation.COLUMNS, "ml": "ML"}
     lines = []
     for key, res in real.items():
-        if key == "adl_wrist":
-            app = res["app"]
-            lines.append(f"real daily activities (ADL, {res['n_windows']} windows of the {res['app_recordings']} "
-                         f"recordings of >= 30 s, {res['app_hours']:.2f} h), with the app's escalation:")
-            for column in APP_COLUMNS:
-                a = app[column]
-                lines.append(f"  {names[column]:>13}: {_pct(a['window_end_alarm_fraction'])} of windows end in ALARM, "
-                             f"{_pct(a['single_window_alarm_fraction'])} single-window alarms, "
-                             f"{a['alarm_episodes']} ALARM episodes ({a['alarm_episodes_per_day'] or 0:.1f} per day)")
+        if key in ("adl_wrist", "wisdm_watch"):
+            lines += format_recordings(key, res)
             continue
         seizure = res["seizure_times"]
         cells = []

@@ -36,9 +36,9 @@ FALSE_ALARM_TYPES = tuple(simActivities.HARD_NEGATIVES)
 SUB_TYPES = {"Seizure": SEIZURE_TYPES, "NDA": NDA_TYPES, "False Alarm": FALSE_ALARM_TYPES}
 ACTIVITIES = {**simActivities.DAILY_LIFE, **simActivities.HARD_NEGATIVES, **simSeizures.PHASES}
 PHRASES = ("OK", "WARNING", "ALARM")
-SIM_VERSION = "2"  # raise with any change to what the simulator writes: cached simulated databases are rewritten
+SIM_VERSION = "3"  # raise with any change to what the simulator writes: cached simulated databases are rewritten
 BEFORE_SEIZURE = ("Sleep", "Sleep", "Rest", "Rest", "Typing", "Phone use", "Eating")
-HR_RISE = {"Sleep": -8, "Walking": 20, "Stairs": 30, "Running": 50, "Rhythmic exercise": 35, "Clapping": 15,
+HR_RISE = {"Sleep": -8, "Walking": 20, "Stairs": 30, "Running": 50, "Ball games": 45, "Rhythmic exercise": 35, "Clapping": 15,
            "Shaking": 15, "Transitions": 10, "tonic": 25, "clonic": 45, "focal": 20, "hypermotor": 40,
            "post-ictal": 35}
 WATCHES = (("006-B2337-00", "2.4.9", "V1.2_ben"), ("006-B3113-00", "6.30", "V1.3"),
@@ -220,6 +220,10 @@ def simulate_event(rng, user, event_type, event_id, start_time, sub_type=None, q
     }
     if ictal and not no_times:
         event["seizureTimes"] = [round((ictal[0][0] + 1) / FS - anchor_s, 1), round(ictal[-1][1] / FS - anchor_s, 1)]
+        convulsion = [(s, e) for label, s, e in segments if label == simSeizures.CONVULSION]
+        if convulsion:  # the convulsion inside the labelled seizure, for latency from its onset
+            event["convulsionTimes"] = [round((convulsion[0][0] + 1) / FS - anchor_s, 1),
+                                        round(convulsion[0][1] / FS - anchor_s, 1)]
     return event
 
 

@@ -9,8 +9,8 @@ user's vigour. `user` needs vigour, gait_hz, roll (the user's habitual wrist rol
 import numpy as np
 
 from osdkit.sim.simSensor import FS
-from osdkit.sim.simSignals import (add, aliased_tone, angle_for, band_noise, bursts, direction, event_times, impacts,
-                                   jerk_angles, posture, posture_steps, pulses, rhythm, turn)
+from osdkit.sim.simSignals import (Motion, add, aliased_tone, angle_for, band_noise, bursts, direction, event_times,
+                                   impacts, jerk_angles, posture, posture_steps, pulses, rhythm, turn)
 
 
 def _held(rng, user, n, pitch, roll=(-20, 20)):
@@ -45,9 +45,19 @@ def sleep(rng, user, n):
     return add(m, world=[0, 0, 1] * (2 * band_noise(rng, n, 0.15, 0.35)), body=0.5 * band_noise(rng, n, 0.1, 3, 3))
 
 
+def heel_strikes(rng, n, step_hz, peak_g, on):
+    """Heel-strike impacts (n,) mg: one short spike (peak_g, varying step to step) per step of a gait at
+    step_hz (with its wander), where the envelope `on` is up."""
+    _, phase = rhythm(rng, n, step_hz, 0.0, 0.0)
+    steps = np.flatnonzero(np.diff(np.floor(phase / (2 * np.pi))) > 0) / FS
+    steps = steps[on[np.minimum((steps * FS).astype(int), n - 1)] > 0.5]
+    return impacts(n, steps, peak_g * rng.uniform(0.7, 1.15, len(steps)), rng.uniform(0.02, 0.04))
+
+
 def walking(rng, user, n, stairs=False):
-    """Walking (or stairs): the arm swings about the shoulder at half the step rate, each heel strike
-    jolts the body; stairs are slower with harder landings and often a hand on the rail."""
+    """Walking (or stairs): the arm swings about the shoulder at half the step rate (1.6-2.2 steps a
+    second), each heel strike jolts the body (0.2-0.6 g, plus a 0.3-1.2 g impact spike that reaches the
+    wrist); stairs are slower with harder landings and often a hand on the rail."""
     step_hz = user["gait_hz"] * (rng.uniform(0.7, 0.9) if stairs else rng.uniform(0.9, 1.1))
     on = bursts(rng, n, (20, 90), (2, 10)) if not stairs else bursts(rng, n, (8, 20), (2, 8))
     swing_deg = rng.uniform(5, 25) * user["vigour"] * (rng.uniform(0.1, 0.5) if stairs and rng.random() < 0.5 else 1)
@@ -55,8 +65,9 @@ def walking(rng, user, n, stairs=False):
     wave, _ = rhythm(rng, n, step_hz / 2, 0.0, 0.1)
     m = turn(m, swing_deg * on * wave, rng.uniform(0.55, 0.7), "pitch")
     strike = rhythm(rng, n, step_hz, rng.uniform(1.5, 4), 0.2)[0]
-    jolt_g = rng.uniform(0.1, 0.4) * (rng.uniform(1, 2.5) if stairs else 1) * user["vigour"]
+    jolt_g = rng.uniform(0.2, 0.6) * (rng.uniform(1.3, 2.2) if stairs else 1) * user["vigour"]
     vertical = 1000 * jolt_g * on * (strike - strike.min()) / np.ptp(strike)
+    vertical += heel_strikes(rng, n, step_hz, rng.uniform(0.3, 1.2) * user["vigour"], on)
     sway = 1000 * rng.uniform(0.02, 0.08) * on * rhythm(rng, n, step_hz / 2)[0]
     world = np.column_stack([0.3 * vertical, sway, vertical - vertical.mean()])
     return _fidget(rng, add(m, world=world), n)
@@ -66,15 +77,33 @@ def stairs(rng, user, n):
     return walking(rng, user, n, stairs=True)
 
 
-def running(rng, user, n):
-    """Running: elbow bent, arm swinging about the shoulder, hard landings at 2.4-3.3 steps a second."""
-    step_hz = rng.uniform(2.4, 3.3)
+def running(rng, user, n, step_hz=None):
+    """Jogging or running: elbow bent, the arm swinging about the shoulder at half the step rate
+    (2.3-3 steps a second), the body bouncing and each heel strike an impact of 2-4 g at the wrist
+    (which a watch clipping at 2 g per axis flattens)."""
+    step_hz = rng.uniform(2.3, 3.0) if step_hz is None else step_hz
     m = _held(rng, user, n, (-25, 15), (-20, 40))
-    m = turn(m, rng.uniform(15, 40) * user["vigour"] * rhythm(rng, n, step_hz / 2, 0.0, 0.1)[0],
+    m = turn(m, rng.uniform(10, 30) * user["vigour"] * rhythm(rng, n, step_hz / 2, 0.0, 0.1)[0],
              rng.uniform(0.45, 0.6), "pitch")
     strike = rhythm(rng, n, step_hz, rng.uniform(2, 5), 0.2)[0]
-    vertical = 1000 * rng.uniform(0.5, 2.0) * user["vigour"] * (strike - strike.mean()) / np.ptp(strike)
+    vertical = 1000 * rng.uniform(0.6, 1.5) * user["vigour"] * (strike - strike.mean()) / np.ptp(strike)
+    vertical += heel_strikes(rng, n, step_hz, rng.uniform(1.5, 3.2) * user["vigour"], np.ones(n))
+    vertical -= vertical.mean()
     return _fidget(rng, add(m, world=np.column_stack([0.3 * vertical, np.zeros(n), vertical])), n)
+
+
+def ball_games(rng, user, n):
+    """Ball games (football, basketball): jogging in bursts with stops, walking in between, kicks or
+    throws (a fast swing of the arm, 1-4 g) now and then."""
+    jog = running(rng, user, n, rng.uniform(2.2, 3.0))
+    walk = walking(rng, user, n)
+    on = bursts(rng, n, (3, 15), (2, 10))[:, None]
+    m = Motion(*(on * a + (1 - on) * b for a, b in zip(jog, walk)))
+    kicks = event_times(rng, n, rng.uniform(0.05, 0.3))
+    widths = rng.uniform(0.05, 0.12, len(kicks))
+    swing = pulses(n, kicks, jerk_angles(rng.uniform(1, 4, len(kicks)), widths, 0.6) * rng.choice([-1, 1], len(kicks)),
+                   widths)
+    return turn(m, swing, 0.6, ("pitch", "yaw")[rng.integers(2)])
 
 
 def transitions(rng, user, n):
@@ -267,4 +296,4 @@ DAILY_LIFE = {"Rest": rest, "Sleep": sleep, "Walking": walking, "Stairs": stairs
               "Brushing teeth": brushing_teeth, "Combing hair": combing_hair, "Eating": eating,
               "Drinking": drinking, "Typing": typing, "Phone use": phone_use, "Vehicle": vehicle}
 HARD_NEGATIVES = {"Hand washing": hand_washing, "Clapping": clapping, "Shaking": shaking, "Running": running,
-                  "Whisking": whisking, "Rhythmic exercise": rhythmic_exercise}
+                  "Whisking": whisking, "Rhythmic exercise": rhythmic_exercise, "Ball games": ball_games}

@@ -1,13 +1,16 @@
 """Seizure phases as wrist motion (simSignals.Motion), and the phases of each seizure subtype.
 
 - tonic: the limb stiffens into a fixed posture over 0.5-2 s, with a fine vibratory tremor (6-12 Hz).
-- clonic: jerks (fast flexions about the elbow, partly about the shoulder and wrist) whose rate falls from
-  4-8 Hz to 1-2.5 Hz, with irregular intervals and amplitudes; peak accelerations 0.2-5 g.
+- clonic (the convulsion): jerks (fast flexions about the elbow, partly about the shoulder and wrist) whose
+  rate falls from 4-8 Hz to 1-2.5 Hz, staying near 3-5 Hz for most of the convulsion and slowing most at
+  its end, with irregular intervals and amplitudes; peak accelerations 0.2-5 g (magnitude SD mostly
+  0.2-0.8 g); the jerks reach full strength within 1-4 s.
 - focal: one arm flapping regularly at 1-2 Hz.
 - hypermotor: large irregular thrashing movements (0.3-2.5 Hz) with the trunk rocking.
 - post-ictal: a limp arm, deep slow breathing.
-Subtypes: Tonic-Clonic (tonic then clonic; about a quarter are short, 8-25 s of clonic), Focal, Tonic
-(tonic only) and Hypermotor. `user` needs the seizure traits drawn by osdbSim.make_user.
+Subtypes: Tonic-Clonic (tonic then the clonic convulsion, inside the one labelled seizure: half of the
+convulsions last 15-30 s, as the real ones at the wrist (median 25 s), a fifth 5-15 s, the rest 30-100 s),
+Focal, Tonic (tonic only) and Hypermotor. `user` needs the seizure traits drawn by osdbSim.make_user.
 """
 import numpy as np
 
@@ -16,6 +19,8 @@ from osdkit.sim.simSignals import add, angle_for, band_noise, jerk_angles, postu
 
 SUBTYPES = ("Tonic-Clonic", "Focal", "Tonic", "Hypermotor")
 ICTAL = ("tonic", "clonic", "focal", "hypermotor")
+CONVULSION = "clonic"  # the phase recorded as the event's convulsionTimes
+CLONIC_G = 1.8  # convulsion jerk peaks: the geometric mean of the user's seizure strength and this (g)
 
 
 def tonic(rng, user, n, amp_g, **_):
@@ -33,13 +38,13 @@ def clonic(rng, user, n, amp_g, f0, f1, **_):
     rising over the first seconds and fading over the last fifth."""
     times, periods, t = [], [], rng.uniform(0, 0.3)
     while t < n / FS:
-        period = (1 + (f0 / f1 - 1) * t / (n / FS)) / f0  # the silent periods grow: period rises linearly
+        period = (1 + (f0 / f1 - 1) * (t / (n / FS)) ** 2) / f0  # the silent periods grow, most at the end
         times.append(t)
         periods.append(period)
         t += max(0.08, rng.normal(1, user["clonic_jitter"]) * period)
     times = np.array(times)
     u = times / (n / FS)
-    envelope = np.minimum(1, times / rng.uniform(2, 8)) * np.clip((1 - u) / 0.2, 0.3, 1)
+    envelope = np.minimum(1, times / rng.uniform(1, 4)) * np.clip((1 - u) / 0.2, 0.3, 1)
     peaks = np.minimum(amp_g * envelope * rng.lognormal(0, 0.25, len(times)), 5)
     width = np.minimum(user["jerk_width_s"], 0.25 * np.array(periods)) * rng.uniform(0.8, 1.25, len(times))
     m = posture(n)
@@ -89,8 +94,11 @@ def phases(rng, user, sub_type):
     f0, f1 = user["clonic_hz"]
     params = {"amp_g": amp, "f0": f0 * rng.uniform(0.85, 1.15), "f1": f1 * rng.uniform(0.85, 1.15)}
     if sub_type == "Tonic-Clonic":
-        clonic_s = rng.uniform(8, 25) if rng.random() < 0.25 else user["clonic_s"] * rng.uniform(0.6, 1.4)
-        return [("tonic", user["tonic_s"] * rng.uniform(0.6, 1.4), params), ("clonic", clonic_s, params)]
+        draw = rng.random()
+        clonic_s = rng.uniform(15, 30) if draw < 0.5 else rng.uniform(5, 15) if draw < 0.7 else \
+            user["clonic_s"] * rng.uniform(0.6, 1.4)
+        return [("tonic", user["tonic_s"] * rng.uniform(0.6, 1.4), params),
+                ("clonic", clonic_s, dict(params, amp_g=float(np.clip(np.sqrt(amp * CLONIC_G), 0.2, 5))))]
     if sub_type == "Focal":
         return [("focal", rng.uniform(15, 120), dict(params, amp_g=float(np.clip(amp * rng.uniform(0.3, 1), 0.2, 5))))]
     if sub_type == "Tonic":

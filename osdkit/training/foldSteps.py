@@ -28,8 +28,9 @@ def evaluate_fold(run, args, folder, trained, data, name, alarm=None):
     if not args.test:
         return None
     results = nnTester.evaluate_trained(folder, trained, data, alarm)
+    seen = {str(e.user_id) for e in data.train_events + data.val_events}  # trained or tuned on
     real = nnTester.evaluate_real(args.evalReal or run.evaluation.realDataDir,
-                                  trained.best_path.with_suffix(".pte"), alarm, folder)
+                                  trained.best_path.with_suffix(".pte"), alarm, folder, seen)
     return runSummary.fold_result(name, folder, trained, data, alarm, results, real)
 
 

@@ -26,6 +26,14 @@ def p_seizure(logits):
     return exportCore.softmax(np.asarray(logits))[:, 1]
 
 
+def pte_input_size(path):
+    """The input length L of a .pte program taking [1, 1, L] (what the app's input_size must be)."""
+    sizes = tuple(exportCore.load_pte_method(str(path)).metadata.input_tensor_meta(0).sizes())
+    if len(sizes) != 3 or sizes[:2] != (1, 1):
+        raise exportCore.ExportError(f"{path}: input shape {list(sizes)}, the app passes [1, 1, input_size]")
+    return int(sizes[2])
+
+
 def pte_predict_fn(path):
     """batch (N,1,L) float32 -> p(seizure) (N,) through the ExecuTorch runtime, one window at a time."""
     method = exportCore.load_pte_method(str(path))
@@ -118,11 +126,13 @@ def ptl_pte_parity(trained, windows):
 
 
 # ---------------------------------------------------------------- real recordings
-def evaluate_real(real_dir, pte_path, alarm, folder):
+def evaluate_real(real_dir, pte_path, alarm, folder, exclude_people=()):
     """The real-data step of one fold: the fold's .pte on the real recordings as the app would run it
-    (realDataReport.evaluate_real: ML, OSD and combined with the escalation); {} when the folder or the .pte
-    is missing."""
+    (realDataReport.evaluate_real: ML, OSD and combined with the escalation), windows of the .pte's own
+    input size, the real people in exclude_people (trained or tuned on) left out; {} when the folder or
+    the .pte is missing."""
     if not real_dir or not Path(real_dir).is_dir() or not Path(pte_path).exists():
         return {}
     return realDataReport.evaluate_real(real_dir, pte_predict_fn(pte_path), alarm["threshold_pct"] / 100,
-                                  alarm["gate_pct"], plot_dir=folder)
+                                        alarm["gate_pct"], plot_dir=folder, window_samples=pte_input_size(pte_path),
+                                        exclude_people=exclude_people)

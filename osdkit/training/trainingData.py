@@ -35,8 +35,9 @@ class PreparedData:
 
 
 def osdb_paths(run):
-    """The config's OSDB files; OsdbFileError naming the first one missing."""
-    paths = [Path(run.osdb.cacheDir) / name for name in run.osdb.osdbFiles]
+    """The config's OSDB files (osdbFiles in cacheDir, then dailyLifeFiles as given); OsdbFileError naming
+    the first one missing."""
+    paths = [Path(run.osdb.cacheDir) / name for name in run.osdb.osdbFiles] + [Path(p) for p in run.osdb.dailyLifeFiles]
     missing = [p for p in paths if not p.exists()]
     if missing:
         simulated = run.osdb.simulate and "simulated" not in missing[0].name
@@ -158,7 +159,8 @@ def fold_splits(run, events, kfold=1):
     check_fold_count(run, events, kfold)
     check_buffer_length(run, events)
     if kfold <= 1:
-        splits = [osdbSplit.split_events(events, dp.testProp, dp.validationProp, run.randomSeed, dp.splitByUser)]
+        splits = [osdbSplit.split_events(events, dp.testProp, dp.validationProp, run.randomSeed, dp.splitByUser,
+                                          dp.testPropBySource)]
     else:
         splits = list(osdbSplit.kfold_splits(events, kfold, run.randomSeed, dp.splitByUser, dp.validationProp))
     for k, split in enumerate(splits):
