@@ -61,6 +61,9 @@ def checkpoint_input_norm(path, info, asked=None):
     config = info.get("config")
     if isinstance(config, dict) and config:
         own = deepEpiCnn.input_norm_of(config)
+        if own not in deepEpiCnn.INPUT_NORMS:
+            raise ExportError(f"{path}: its config's inputNormalisation {own!r} is none of "
+                              f"{', '.join(deepEpiCnn.INPUT_NORMS)}")
         if asked is not None and asked != own:
             raise ExportError(f"{path}: --input-norm {asked} but the checkpoint's config says "
                               f"inputNormalisation {own}")
