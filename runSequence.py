@@ -189,6 +189,7 @@ def start_run(args):
     return configUtils.run_config(config, source), Path(folder)
 
 
+@trainer.denormals_flushed()
 def main(argv=None):
     args = get_args_parser().parse_args(argv)
     if not (args.train or args.test):
@@ -200,7 +201,6 @@ def main(argv=None):
     distUtils.init_distributed_mode()
     run, folder = start_run(args)
     torch.manual_seed(run.randomSeed)
-    torch.set_flush_denormal(True)  # eager CPU work on accelerometer windows is ~4x faster without denormals
     np.random.seed(run.randomSeed)
     events, source = trainingData.read_events(run)
     if args.nestedKfold:

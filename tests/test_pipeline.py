@@ -139,11 +139,8 @@ def train_like_ddp(config, world):
     run, _ = configUtils.load_run_config(config)
     events, source = trainingData.read_events(run)
     data = trainingData.prepare_split(run, trainingData.fold_splits(run, events)[0], source)
-    torch.set_flush_denormal(True)  # as trainer.fit does; other tests (hypothesis) need the default back
-    try:
+    with trainer.denormals_flushed():  # as trainer.fit does
         return _steps_like_ddp(run, data, world)
-    finally:
-        torch.set_flush_denormal(False)
 
 
 def _steps_like_ddp(run, data, world):

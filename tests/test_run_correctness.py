@@ -228,8 +228,24 @@ def test_an_early_stop_is_kept_so_a_rerun_trains_no_further(tmp_path):
     val = data.val.select(np.arange(8))  # never a perfect score: no epoch improves, the first one stops
     first = trainer.fit(run, train, val, tmp_path, show_progress=False)
     assert first["epoch"] == 1 and first["stopped"]
+    assert subnormals_survive()  # fit flushed denormals only while it ran (hypothesis needs them)
     again = trainer.fit(run, train, val, tmp_path, show_progress=False)
     assert again["epoch"] == 1 and len(again["history"]["loss"]) == 1
+
+
+def subnormals_survive():
+    return torch.tensor([1e-40]).item() != 0.0
+
+
+def test_denormal_flushing_gives_the_callers_setting_back():
+    for before in (False, True):
+        torch.set_flush_denormal(before)
+        try:
+            with trainer.denormals_flushed():
+                assert not subnormals_survive()
+            assert subnormals_survive() is not before
+        finally:
+            torch.set_flush_denormal(False)
 
 
 def test_keys_that_do_nothing_are_reported(tmp_path):

@@ -16,6 +16,7 @@ alone behind nnTrainer.py (`torchrun --nproc_per_node=N nnTrainer.py --config ..
   plateau steps, checkpoint choice and early stopping are the same on every rank; only rank 0 writes.
 """
 from osdkit.training import cpuSettings  # noqa: F401  isort: skip  (first: sets OpenMP's waiting before torch loads)
+import contextlib
 import json
 import math
 from dataclasses import dataclass
@@ -219,13 +220,25 @@ def epoch_line(epoch, metrics, improved, stopped_cfg):
     return line
 
 
+@contextlib.contextmanager
+def denormals_flushed():
+    """Flush denormal floats to zero inside (denormal activations made CPU steps ~4x slower here), and
+    give the caller's setting back after: it is process-wide, and other code needs subnormal floats."""
+    was_flushing = torch.tensor([1e-40]).item() == 0.0  # torch has no getter; a subnormal reads as 0
+    torch.set_flush_denormal(True)
+    try:
+        yield
+    finally:
+        torch.set_flush_denormal(was_flushing)
+
+
+@denormals_flushed()
 def fit(run, train_windows, val_windows, out_dir, show_progress=True):
     """Train (or resume) and write the checkpoints; return the training state (the same on every rank).
     An early stop is kept in the resume state, so a rerun does not train on. With no validation windows
     every epoch replaces the checkpoint (the last one is kept)."""
     cfg, seed = run.model, run.randomSeed
     rank, world, device = distUtils.init_distributed_mode()
-    torch.set_flush_denormal(True)  # denormal activations made CPU steps ~4x slower here
     best_path, resume_path = checkpoint_paths(cfg, out_dir)
     per_epoch = len(train_windows) // cfg.batchSize
     if per_epoch < 1:
