@@ -4,11 +4,13 @@
                          [--timeout S] [--allow-no-dotprod]
 
 Per file and CPU (cortex-a53 ARMv8.0, cortex-a76 ARMv8.2): ok / wrong outputs / illegal instruction /
-cannot load. Exit 0 only when every file is ok on every CPU; a file that gives no two finite logits
-on x86 already, a broken environment or one past --timeout (default $OSD_PHONE_CHECK_TIMEOUT or 1800 s)
-is exit 1 with one line naming it.
+cannot load. Exit 0 only when every file is ok on every CPU. A file that gives no two finite logits
+on x86 already gets one line naming it and "refused" in the report, and the other files are still
+checked; a broken environment or one past --timeout (default $OSD_PHONE_CHECK_TIMEOUT or 1800 s) is
+exit 1 with one line naming it.
 """
 import json
+import sys
 
 from osdkit.cli import cliUtils
 from osdkit.export import exportCore
@@ -56,14 +58,19 @@ def main(argv=None):
     print(f"phone check: {len(args.inputs)} file(s) on emulated {', '.join(CPUS)} "
           "(about half a minute to start each emulated runtime)", flush=True)
     try:
-        results = check_ptes(args.inputs, None, args.cache, cpuinfo_fix=not args.no_cpuinfo_fix,
-                             n_windows=args.windows, timeout=timeout, obey_skip=False)  # asked for: run it
+        results = check_ptes(args.inputs, None, args.cache, cpuinfo_fix=not args.no_cpuinfo_fix, n_windows=args.windows,
+                             timeout=timeout, obey_skip=False, keep_going=True)  # asked for: run it
     except PhoneEnvironmentError as err:
         raise ExportError(f"phone check: {err}; {rebuild_hint(args.cache)}") from None
+    refused = [r["error"] for r in results.values() if "error" in r]
+    if len(refused) == len(results):
+        raise ExportError("; ".join(refused))
+    for line in refused:
+        print(f"error: {line}", file=sys.stderr)
     fileUtils.write_json_atomic(args.report, {"files": results, "environment": phoneEnv.manifest(args.cache)})
     for pte, result in results.items():
         print(f"{pte}: {summary(result)}")
-        entry = None if args.no_cpuinfo_fix else update_entry(pte, result, args.allow_no_dotprod)
+        entry = None if args.no_cpuinfo_fix or "error" in result else update_entry(pte, result, args.allow_no_dotprod)
         if entry:
             print(f"  entry {entry}: min_cpu_features {json.loads(entry.read_text())['min_cpu_features']}")
     print(f"report: {args.report}")

@@ -120,6 +120,22 @@ def test_phone_check_blames_a_broken_model_not_the_phone(tmp_path, phone_on, mon
     assert len(err.strip().splitlines()) == 1 and not (tmp_path / "r.json").exists()
 
 
+def test_phone_check_names_a_broken_file_and_checks_the_others(tmp_path, phone_on, monkeypatch, capsys):
+    """phoneCheck.py with several files stopped at the first broken one and checked none of the others."""
+    from test_replay_safety import TwoLogits, write_pte
+    bad = write_pte(tmp_path / "nan.pte", TwoLogits(scale=float("nan")))
+    good = write_pte(tmp_path / "good.pte", TwoLogits())
+    on_phone = []
+    monkeypatch.setattr(phoneCheck, "_check_on_guests",
+                        lambda references, *args: on_phone.extend(references) or {p: phone_result() for p in references})
+    code, out, err = run_main(phoneCheckScript, bad, good, "--report", tmp_path / "r.json", capsys=capsys)
+    assert code == 1 and on_phone == [str(good)]
+    assert err.count("error:") == 1 and str(bad) in err and "outputs NaN or inf" in err
+    files = json.loads((tmp_path / "r.json").read_text())["files"]
+    assert files[str(good)]["ok"] and not files[str(bad)]["ok"] and "outputs NaN or inf" in files[str(bad)]["error"]
+    assert f"{good}: cortex-a53 ok, cortex-a76 ok" in out and f"{bad}: refused: " in out
+
+
 @pytest.mark.parametrize("args, problem, code", [
     (["--report", "{tmp}/missing/r.json"], "--report folder", 1),
     (["--report", "{tmp}"], "--report names a folder", 1),

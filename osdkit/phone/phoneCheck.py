@@ -139,22 +139,38 @@ def _guest_report(cpu, result_path, returncode):
 
 
 def check_ptes(pte_paths, windows=None, cache_dir=None, cpus=CPUS, cpuinfo_fix=True,
-               n_windows=osdbSim.REFERENCE_WINDOWS, timeout=None, obey_skip=True):
+               n_windows=osdbSim.REFERENCE_WINDOWS, timeout=None, obey_skip=True, keep_going=False):
     """Phone-check several .pte files in one emulated process per CPU; return {path: result}.
 
-    Each result is what check_pte returns. Raises ExportError naming the file when a model gives no
-    two finite logits on x86, and when the environment is there but the emulated runtime cannot start
-    or takes over `timeout` s (timeout_s). obey_skip=False runs it even under OSD_PHONE_CHECK=off."""
+    Each result is what check_pte returns. A model that gives no two finite logits on x86 raises
+    ExportError naming the file, or with keep_going gets {"available": True, "ok": False, "error": that
+    line} and the other files are checked. Raises PhoneEnvironmentError when the environment is there
+    but the emulated runtime cannot start or takes over `timeout` s (timeout_s). obey_skip=False runs it
+    even under OSD_PHONE_CHECK=off."""
     timeout = timeout_s(timeout)
     reason = (skip_reason() if obey_skip else None) or phoneEnv.missing_reason(cache_dir)
     if reason:
         return {str(p): {"available": False, "reason": reason} for p in pte_paths}
+    references, broken = {}, {}
+    for pte in pte_paths:
+        try:
+            references[str(pte)] = _x86_reference(pte, windows, n_windows)
+        except ExportError as err:
+            if not keep_going:
+                raise
+            broken[str(pte)] = {"available": True, "ok": False, "error": str(err)}
+    checked = _check_on_guests(references, cache_dir, cpus, cpuinfo_fix, timeout) if references else {}
+    return {str(p): broken.get(str(p)) or checked[str(p)] for p in pte_paths}
+
+
+def _check_on_guests(references, cache_dir, cpus, cpuinfo_fix, timeout):
+    """{path: result} of the files in references ({path: (inputs, x86 outputs)}) on the emulated CPUs."""
     env = phoneEnv.manifest(cache_dir)
+    pte_paths = list(references)
     with tempfile.TemporaryDirectory(prefix="osd-phone-check-") as tmp:
-        references, files = {}, []
+        files = []
         for i, pte in enumerate(pte_paths):
-            inputs, references[i] = _x86_reference(pte, windows, n_windows)
-            np.save(f"{tmp}/in{i}.npy", inputs)
+            np.save(f"{tmp}/in{i}.npy", references[pte][0])
             files.append({"pte": str(Path(pte).resolve()), "inputs": f"{tmp}/in{i}.npy"})
         jobs = {}
         for cpu in cpus:
@@ -169,13 +185,14 @@ def check_ptes(pte_paths, windows=None, cache_dir=None, cpus=CPUS, cpuinfo_fix=T
                    f"{', cpuinfo fix' if cpuinfo_fix else ''})")
         results = {}
         for i, pte in enumerate(pte_paths):
-            per_cpu = {cpu: _outcome(guests[cpu]["files"][i], jobs[cpu]["files"][i]["outputs"], references[i])
+            reference = references[pte][1]
+            per_cpu = {cpu: _outcome(guests[cpu]["files"][i], jobs[cpu]["files"][i]["outputs"], reference)
                        for cpu in cpus}
             diffs = [r["max_abs_diff"] for r in per_cpu.values() if "max_abs_diff" in r]
-            results[str(pte)] = {
+            results[pte] = {
                 "available": True, "ok": all(r["outcome"] == "ok" for r in per_cpu.values()),
                 "cpus": per_cpu, "max_abs_diff": max(diffs) if diffs else None,
-                "n_windows": int(len(references[i])), "tolerance": TOLERANCE,
+                "n_windows": int(len(reference)), "tolerance": TOLERANCE,
                 "runtime": runtime,
                 "emulator": env["qemu"].split(" (")[0], "reference": x86_runtime(),
                 "guests": {cpu: {k: guests[cpu][k] for k in guests[cpu] if k != "files"} for cpu in cpus}}
@@ -228,6 +245,8 @@ def summary(result):
     """One line per file: the outcome per CPU and the largest difference from x86."""
     if not result["available"]:
         return f"not checked: {result['reason']}"
+    if "error" in result:
+        return f"refused: {result['error']}"
     cpus = ", ".join(f"{cpu} {r['outcome']}" for cpu, r in result["cpus"].items())
     details = sorted({r["detail"] for r in result["cpus"].values() if r.get("detail")})
     diff = result["max_abs_diff"]
