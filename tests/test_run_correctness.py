@@ -216,6 +216,39 @@ def test_no_setting_meets_the_target_so_the_fewest_false_alarms_keeping_sensitiv
     assert "1.0 h of non-seizure data: one false alarm = 24.00/day, too few to resolve 1/day" in capsys.readouterr().out
 
 
+def test_unresolvable_target_chooses_convulsions_in_time_within_half_the_osd_false_alarms(tmp_path, capsys):
+    """The fallback shipped p > 0.99 on the default run: the fewest validation false alarms drove the
+    threshold to where convulsions were alarmed after they ended. Here a 1.55 g bout gives p = 0.88 on a
+    non-seizure event and at a convulsion's start (2 g, p ~ 1, only after it ends), a 2 g bout p ~ 1; the
+    OSD algorithm raises 4 false alarms on 4 Hz shaking. Below 0.88: the convulsion in time, 2 false
+    alarms (48/day, half the algorithm's 96/day); above: 1 false alarm, the convulsion alarmed late."""
+    t = np.arange(125) / 25.0
+    shaking = 1000.0 + 600.0 * np.sin(2 * np.pi * 4 * t)
+    daily = synthetic_event(1, 0, {(300, 312): 1550.0, (600, 612): 2000.0})
+    for first in (100, 200, 400, 500):
+        daily.mag[first:first + 12] = shaking
+    seizure = synthetic_event(2, 1, {(19, 25): 1550.0, (25, 32): 2000.0}, seizure_times=(95.0, 160.0))
+    seizure.convulsion_times = (95.0, 125.0)
+    events = [daily, seizure]
+    windows = windowing.make_windows(events)
+    level = np.array([windows.batch([i])[0, 0, -125:].mean() for i in range(len(windows))])
+    raw = 1 / (1 + np.exp(-40 * (level - 1.5)))
+    run = configUtils.run_config({"modelConfig": {"targetFalseAlarmsPerDay": 1, "falseAlarmsVsOsd": 0.5},
+                                  "dataProcessing": {"accelStdThresholdPct": 0}})
+    alarm = alarmSettings.choose_on_predictions(run, raw, windows, events, tmp_path, "validation split")
+    assert alarm["val_osd_false_alarms_per_day"] == pytest.approx(96.0)
+    assert alarm["chosen_on"] == ("validation split; no setting met 1 false alarms/day: the most convulsions alarmed "
+                                  "before they end, then the best event sensitivity, with event sensitivity >= 0.75 "
+                                  "and <= 0.5x the OSD algorithm's false alarms (96.0/day)")
+    assert 20 <= alarm["threshold_pct"] < 88 and alarm["val_convulsions_before_end"] == 1
+    assert alarm["val_false_alarms_per_day"] == pytest.approx(48.0) and alarm["val_event_tpr"] == 1.0
+    stricter = configUtils.run_config({"modelConfig": {"targetFalseAlarmsPerDay": 1, "falseAlarmsVsOsd": 0.2},
+                                       "dataProcessing": {"accelStdThresholdPct": 0}})
+    late = alarmSettings.choose_on_predictions(stricter, raw, windows, events, tmp_path, "validation split")
+    assert late["threshold_pct"] >= 88 and late["val_convulsions_before_end"] == 0
+    assert late["chosen_on"].endswith("the fewest false alarms with event sensitivity >= 0.75")
+
+
 # ---------------------------------------------------------------- 5. early stopping and keys that do nothing
 def test_an_early_stop_is_kept_so_a_rerun_trains_no_further(tmp_path):
     config = write_config(tmp_path / "c.json", useLrSchedule=False, earlyStoppingPatience=1, epochs=4,

@@ -184,8 +184,14 @@ def _checkpoint_text(run, info):
 
 
 def _alarm_origin(alarm):
-    if alarm["chosen_on"] != "validation split":
+    if "val_event_tpr" not in alarm:
         return alarm["chosen_on"]
-    return (f"chosen on the validation split for <= {alarm['target_false_alarms_per_day']} false alarms/day: "
-            f"validation event sensitivity {alarm['val_event_tpr']:.3f}, "
-            f"{alarm['val_false_alarms_per_day']:.2f} false alarms/day")
+    osd = alarm.get("val_osd_false_alarms_per_day")
+    in_time = (f", {alarm['val_convulsions_before_end']} of {alarm['val_n_convulsions']} convulsions alarmed "
+               "before they end" if alarm.get("val_n_convulsions") else "")
+    origin = alarm["chosen_on"]
+    if origin == "validation split":
+        origin = f"chosen on the validation split for <= {alarm['target_false_alarms_per_day']} false alarms/day"
+    return (f"{origin}; validation event sensitivity {alarm['val_event_tpr']:.3f}{in_time}, "
+            f"{alarm['val_false_alarms_per_day']:.2f} false alarms/day"
+            + ("" if osd is None else f" (the OSD algorithm {osd:.2f}/day on the same events)"))

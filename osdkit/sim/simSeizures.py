@@ -4,7 +4,9 @@
 - clonic (the convulsion): jerks (fast flexions about the elbow, partly about the shoulder and wrist) whose
   rate falls from 4-8 Hz to 1-2.5 Hz, staying near 3-5 Hz for most of the convulsion and slowing most at
   its end, with irregular intervals and amplitudes; peak accelerations 0.2-5 g (magnitude SD mostly
-  0.2-0.8 g); the jerks reach full strength within 1-4 s.
+  0.15-0.45 g, with weaker and stronger tails); the jerks start as a small fast vibration and grow to
+  full strength over 2-15 s (the vibratory transition from the tonic phase), so a detector must
+  react to the convulsion's rhythm before it is at full strength.
 - focal: one arm flapping regularly at 1-2 Hz.
 - hypermotor: large irregular thrashing movements (0.3-2.5 Hz) with the trunk rocking.
 - post-ictal: a limp arm, deep slow breathing.
@@ -35,7 +37,8 @@ def tonic(rng, user, n, amp_g, **_):
 
 def clonic(rng, user, n, amp_g, f0, f1, **_):
     """Clonic jerks: rate f0 -> f1 Hz (the period growing linearly), interval jitter, per-jerk amplitude,
-    rising over the first seconds and fading over the last fifth."""
+    growing from a tenth to full strength over the first 2-15 s (at most half the convulsion) and fading
+    over the last fifth."""
     times, periods, t = [], [], rng.uniform(0, 0.3)
     while t < n / FS:
         period = (1 + (f0 / f1 - 1) * (t / (n / FS)) ** 2) / f0  # the silent periods grow, most at the end
@@ -44,7 +47,8 @@ def clonic(rng, user, n, amp_g, f0, f1, **_):
         t += max(0.08, rng.normal(1, user["clonic_jitter"]) * period)
     times = np.array(times)
     u = times / (n / FS)
-    envelope = np.minimum(1, times / rng.uniform(1, 4)) * np.clip((1 - u) / 0.2, 0.3, 1)
+    rise_s = rng.uniform(2, max(2.5, min(15, 0.5 * n / FS)))  # the vibratory onset
+    envelope = (0.1 + 0.9 * np.clip(times / rise_s, 0, 1) ** 1.5) * np.clip((1 - u) / 0.2, 0.3, 1)
     peaks = np.minimum(amp_g * envelope * rng.lognormal(0, 0.25, len(times)), 5)
     width = np.minimum(user["jerk_width_s"], 0.25 * np.array(periods)) * rng.uniform(0.8, 1.25, len(times))
     m = posture(n)
@@ -97,8 +101,9 @@ def phases(rng, user, sub_type):
         draw = rng.random()
         clonic_s = rng.uniform(15, 30) if draw < 0.5 else rng.uniform(5, 15) if draw < 0.7 else \
             user["clonic_s"] * rng.uniform(0.6, 1.4)
+        clonic_g = np.sqrt(amp * CLONIC_G) * rng.lognormal(0, 0.4)  # one convulsion's strength varies more
         return [("tonic", user["tonic_s"] * rng.uniform(0.6, 1.4), params),
-                ("clonic", clonic_s, dict(params, amp_g=float(np.clip(np.sqrt(amp * CLONIC_G), 0.2, 5))))]
+                ("clonic", clonic_s, dict(params, amp_g=float(np.clip(clonic_g, 0.2, 5))))]
     if sub_type == "Focal":
         return [("focal", rng.uniform(15, 120), dict(params, amp_g=float(np.clip(amp * rng.uniform(0.3, 1), 0.2, 5))))]
     if sub_type == "Tonic":

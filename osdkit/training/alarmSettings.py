@@ -1,13 +1,18 @@
 """The main job's alarm step: the app entry's alarm settings {threshold_pct, gate_pct}, chosen on the
 VALIDATION split (never the test split) when `thresholdFromValidation`, else the config's values.
-Sensitivity and false alarms per day are the app's: ALARM after 3 in-alarm datapoints in a row
-(appEvaluation.app_threshold_sweep), the ML model alone.
+Sensitivity, convulsions alarmed in time and false alarms per day are the app's: ALARM after 3
+in-alarm datapoints in a row (appEvaluation.app_threshold_sweep), the ML model alone.
 
-The rule: the best validation event sensitivity with at most `targetFalseAlarmsPerDay`; when no setting
+The rule: the most convulsions alarmed before they end (events that record convulsionTimes), then the
+best validation event sensitivity, with at most `targetFalseAlarmsPerDay`. When no setting
 meets that (a few hours of validation data cannot resolve one false alarm a day: with H hours one
-false alarm is 24/H per day), the setting with the fewest validation false alarms among those that keep
-`minEventSensitivity` (none does: the best sensitivity). The validation hours are printed, and whether
-they can resolve the target.
+false alarm is 24/H per day), the yardstick is the OSD algorithm the app runs beside the model, on the
+same validation events: among the settings that keep `minEventSensitivity` (none does: the best
+sensitivity) and raise at most `falseAlarmsVsOsd` times the algorithm's false alarms per day, overall
+and on the real daily-life recordings (realDailyLife.SOURCES) when there are any, the most convulsions
+alarmed before they end, then the best event sensitivity; when none stays within that, the fewest
+false alarms. Among equals the middle threshold, away from the edges where a few validation events
+decide. The validation hours are printed, and whether they can resolve the target.
 
 Chosen afresh from the trained model and the run's config on every run, rerun and test;
 `alarm_settings.json` records the choice, and with `--test` alone the app entries beside the `.pte`
@@ -19,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from osdkit.app import appEvaluation, appIndex
-from osdkit.data import windowing
+from osdkit.data import realDailyLife, windowing
 from osdkit.io import fileUtils
 from osdkit.training import nnTester
 
@@ -62,42 +67,70 @@ def resolution_note(hours, target):
 
 def _sweeps(raw, windows, events, max_gate_pct):
     """{gate_pct: app_threshold_sweep} for each movement gate up to the config's."""
+    daily_life = [e.source in realDailyLife.SOURCES for e in events]
     return {gate: appEvaluation.app_threshold_sweep(raw * windowing.movement_gate(windows, gate), windows, events,
-                                                    THRESHOLDS)
+                                                    THRESHOLDS, daily_life=daily_life if any(daily_life) else None)
             for gate in GATE_CANDIDATES_PCT if gate <= max_gate_pct}
 
 
+def _settings(sweeps):
+    """One dict per (gate, threshold) with a measured false-alarm rate."""
+    return [{"gate": gate, "i": i, "tpr": sweep["event_tpr"][i] or 0.0, "fa": sweep["false_alarms_per_day"][i],
+             "in_time": sweep["convulsions_before_end"][i],
+             "daily_fa": (sweep.get("daily_life_false_alarms_per_day") or [None] * (i + 1))[i]}
+            for gate, sweep in sweeps.items() for i in range(len(THRESHOLDS))
+            if sweep["false_alarms_per_day"][i] is not None]
+
+
+def _beside_osd(settings, sweep, cfg):
+    """The fallback when no setting meets the target: (rule text, setting or None), see the module doc."""
+    min_tpr, factor = cfg.minEventSensitivity, cfg.falseAlarmsVsOsd
+    keeping = [s for s in settings if s["tpr"] >= min_tpr]
+    pool = keeping or [s for s in settings if s["tpr"] == max((t["tpr"] for t in settings), default=0)]
+    kept = f"event sensitivity >= {min_tpr:g}" if keeping else f"the best event sensitivity (none kept {min_tpr:g})"
+    osd_fa, osd_daily = sweep["osd_false_alarms_per_day"], sweep.get("osd_daily_life_false_alarms_per_day")
+    within = [s for s in pool if osd_fa is not None and s["fa"] <= factor * osd_fa
+              and (osd_daily is None or s["daily_fa"] is None or s["daily_fa"] <= factor * osd_daily)]
+    if within:
+        daily = "" if osd_daily is None else f", {osd_daily:.1f}/day on real daily life"
+        return (f"the most convulsions alarmed before they end, then the best event sensitivity, with {kept} "
+                f"and <= {factor:g}x the OSD algorithm's false alarms ({osd_fa:.1f}/day{daily})",
+                _best(within, key=lambda s: (s["in_time"], s["tpr"])))
+    return f"the fewest false alarms with {kept}", _best(pool, key=lambda s: (-s["fa"], s["tpr"])) if pool else None
+
+
 def _from_predictions(raw, windows, events, fixed, cfg, where):
-    target, min_tpr = cfg.targetFalseAlarmsPerDay, cfg.minEventSensitivity
+    target = cfg.targetFalseAlarmsPerDay
     sweeps = _sweeps(raw, windows, events, fixed["gate_pct"])
-    hours = next(iter(sweeps.values()))["nonseizure_hours"]
+    first = next(iter(sweeps.values()))
+    hours = first["nonseizure_hours"]
     note = resolution_note(hours, target)
     print(f"alarm settings on the {where}: {note}")
-    settings = [(gate, i, sweep["event_tpr"][i] or 0.0, sweep["false_alarms_per_day"][i])
-                for gate, sweep in sweeps.items() for i in range(len(THRESHOLDS))
-                if sweep["false_alarms_per_day"][i] is not None]
-    met = [s for s in settings if s[3] <= target]
+    settings = _settings(sweeps)
+    met = [s for s in settings if s["fa"] <= target]
     if met:
-        rule, best = "", _best(met, key=lambda s: (s[2], s[0]))
+        rule, best = "", _best(met, key=lambda s: (s["in_time"], s["tpr"], s["gate"]))
     else:
-        keeping = [s for s in settings if s[2] >= min_tpr]
-        pool = keeping or [s for s in settings if s[2] == max((t[2] for t in settings), default=0)]
-        kept = f"event sensitivity >= {min_tpr:g}" if keeping else f"the best event sensitivity (none kept {min_tpr:g})"
-        rule = f"; no setting met {target:g} false alarms/day: the fewest false alarms with {kept}"
-        best = _best(pool, key=lambda s: (-s[3], s[2], s[0])) if pool else None
+        fallback, best = _beside_osd(settings, first, cfg)
+        rule = f"; no setting met {target:g} false alarms/day: {fallback}"
     if best is None:
         return {**fixed, "chosen_on": f"config (no {where} data to choose on)", "val_resolution": note}
-    gate, i, tpr, fa = best
-    return {"threshold_pct": float(round(THRESHOLDS[i] * 100)), "gate_pct": gate, "chosen_on": where + rule,
-            "target_false_alarms_per_day": target, "min_event_sensitivity": min_tpr, "val_event_tpr": tpr,
-            "val_false_alarms_per_day": fa, "val_nonseizure_hours": hours, "val_resolution": note,
-            "sweep": sweeps[gate]}
+    sweep = sweeps[best["gate"]]
+    return {"threshold_pct": float(round(THRESHOLDS[best["i"]] * 100)), "gate_pct": best["gate"],
+            "chosen_on": where + rule, "target_false_alarms_per_day": target,
+            "min_event_sensitivity": cfg.minEventSensitivity, "false_alarms_vs_osd": cfg.falseAlarmsVsOsd,
+            "val_event_tpr": best["tpr"], "val_false_alarms_per_day": best["fa"],
+            "val_osd_false_alarms_per_day": sweep["osd_false_alarms_per_day"],
+            "val_convulsions_before_end": best["in_time"], "val_n_convulsions": sweep["n_convulsions"],
+            "val_daily_life_false_alarms_per_day": best["daily_fa"],
+            "val_osd_daily_life_false_alarms_per_day": sweep.get("osd_daily_life_false_alarms_per_day"),
+            "val_nonseizure_hours": hours, "val_resolution": note, "sweep": sweep}
 
 
 def _best(settings, key):
-    """The top setting by `key` (higher is better); among equals the middle threshold of the top gate."""
+    """The top setting by `key` (higher is better); among equals the middle threshold."""
     top = max(key(s) for s in settings)
-    ties = sorted((s for s in settings if key(s) == top), key=lambda s: s[1])
+    ties = sorted((s for s in settings if key(s) == top), key=lambda s: (s["i"], -s["gate"]))
     return ties[len(ties) // 2]
 
 

@@ -107,6 +107,7 @@ SCHEMA = {
     "modelConfig.thresholdFromValidation": (bool, True, None, ""),
     "modelConfig.targetFalseAlarmsPerDay": (NUMBER, 1.0, lambda v: v >= 0, "must be >= 0"),
     "modelConfig.minEventSensitivity": (NUMBER, 0.75, lambda v: 0 <= v <= 1, "must be in 0..1"),
+    "modelConfig.falseAlarmsVsOsd": (NUMBER, 0.25, lambda v: v >= 0, "must be >= 0"),
     "modelConfig.numWorkers": (int, 1, lambda v: v >= 0, "must be >= 0"),
     "modelConfig.hyperParameterGrid": (dict, {}, lambda v: all(
         k.split(".")[0] in ("modelConfig", "dataProcessing") and isinstance(x, list) and x for k, x in v.items()),
