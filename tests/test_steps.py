@@ -95,6 +95,27 @@ def test_model_card_states_the_runs_facts(tmp_path):
     assert "| pt + OSD (the app) | 0.750 | 0.500 | 4.00 | 15.0 |" in card
 
 
+def test_model_card_lists_the_measured_weak_points():
+    """Issue 16: the card must say what is still weak, from the run's own figures."""
+    conv = {"ml": {"n": 10, "n_before_end": 7, "before_end_share": 0.7}}
+    episodes = {"Jogging": {"ml": {"alarm_episodes_per_hour": 4.0}, "osd": {"alarm_episodes_per_hour": 2.0}},
+                "Walking": {"ml": {"alarm_episodes_per_hour": 0.0}, "osd": {"alarm_episodes_per_hour": 2.0}}}
+    real = {"event_1": {"sub_type": "Tonic-Clonic", "event_id": 1,
+                        "app": {"ml": {"latency_s": 80.0}, "osd": {"latency_s": 50.0}}},
+            "wisdm_watch": {"app_hours": 2.0, "app_episodes_by_activity": episodes}}
+    fold = SimpleNamespace(results={"pte": {"convulsion_15_30s": conv}, "parity": {}}, real=real,
+                           data_summary={"provenance": "OSDB and simulated"})
+    limits = modelCard._limits(fold)
+    assert "pte: only 7 of 10 test convulsions of 15-30 s reach ALARM before they end (the target is 80 %)." in limits
+    assert "wisdm_watch: 2.00 h of held-out recordings, so one ALARM episode is 0.5 per hour" in limits
+    assert "wisdm_watch: the model raises more ALARM episodes per hour than the OSD algorithm on Jogging." in limits
+    assert any(line.startswith("The real Tonic-Clonic event 1: the model reaches ALARM 80 s after onset, the OSD "
+                               "algorithm 50 s") for line in limits)
+    real["event_1"]["app"]["ml"]["latency_s"] = 40.0
+    conv["ml"].update(n_before_end=9, before_end_share=0.9)
+    assert not any("event 1" in line or "test convulsions" in line for line in modelCard._limits(fold))
+
+
 def test_provenance_comes_from_the_events():
     """Bug 3 (issue 13): provenance was the `simulate` flag, not what was read."""
     sim, real = SimpleNamespace(desc="Simulated walking (nda), osdbSim"), SimpleNamespace(desc="walking")

@@ -108,6 +108,7 @@ def write_model_card(run, fold):
     if fold.real_lines:
         lines += ["", "## Real recordings (held-out people only; the real seizure never trained or tuned on)", ""]
         lines += [f"  - {line.strip()}" if line.startswith(" ") else f"- {line}" for line in fold.real_lines]
+    lines += ["", "## Known limits (measured on this run)", ""] + [f"- {line}" for line in _limits(fold)]
     plots = sorted(p.name for p in folder.glob("*.png"))
     if plots:
         lines += ["", "## Plots", ""] + [f"![{p}]({p})" for p in plots]
@@ -115,6 +116,37 @@ def write_model_card(run, fold):
     with fileUtils.atomic_output(path) as tmp:
         tmp.write_text("\n".join(lines) + "\n")
     return path
+
+
+def _limits(fold):
+    """What the figures above cannot show, or show as weak: measured, per run."""
+    simulated = "simulated" in str(fold.data_summary.get("provenance", ""))
+    out = ["False alarms per day on the test split are counted over its recorded non-seizure events, not over "
+           "days of a wearer's life."]
+    for variant, res in fold.results.items():
+        conv = ((res.get("convulsion_15_30s") or {}).get("ml") or {}) if variant != "parity" else {}
+        if conv.get("n") and conv["before_end_share"] < 0.8:
+            out.append(f"{variant}: only {conv['n_before_end']} of {conv['n']} test convulsions of 15-30 s reach ALARM "
+                       "before they end (the target is 80 %).")
+    for key, res in fold.real.items():
+        if key in ("adl_wrist", "wisdm_watch"):
+            worse = [a for a, row in res["app_episodes_by_activity"].items()
+                     if (row["ml"]["alarm_episodes_per_hour"] or 0) > (row["osd"]["alarm_episodes_per_hour"] or 0)]
+            out.append(f"{key}: {res['app_hours']:.2f} h of held-out recordings, so one ALARM episode is "
+                       f"{1 / res['app_hours']:.1f} per hour" if res["app_hours"] else f"{key}: no held-out recordings")
+            if worse:
+                out.append(f"{key}: the model raises more ALARM episodes per hour than the OSD algorithm on "
+                           f"{', '.join(worse)}.")
+            continue
+        ml, osd = res["app"].get("ml", {}), res["app"].get("osd", {})
+        if ml.get("latency_s") is None or (osd.get("latency_s") is not None and ml["latency_s"] > osd["latency_s"]):
+            when = "never" if ml.get("latency_s") is None else f"{ml['latency_s']:.0f} s after onset"
+            osd_when = "never" if osd.get("latency_s") is None else f"{osd['latency_s']:.0f} s"
+            out.append(f"The real {res['sub_type']} event {res['event_id']}: the model reaches ALARM {when}, "
+                       f"the OSD algorithm {osd_when}: the model alone is later here"
+                       + (" (`python osdbSim.py --check-real` measures how far the simulated convulsions are from "
+                          "its shaking)." if simulated else "."))
+    return out
 
 
 def _real_people_text(data_summary):

@@ -13,7 +13,6 @@ import torch.distributed as dist
 
 from osdkit.io.fileUtils import atomic_output
 
-
 DEFAULT_TIMEOUT_MIN = 120
 
 
