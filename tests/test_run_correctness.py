@@ -196,18 +196,24 @@ def synthetic_event(event_id, label, levels, seizure_times=None):
                  source=None)
 
 
+def choose_on_bouts(events, folder, **model_config):
+    """alarmSettings on p = sigmoid(40 (g - 1.5)) of each window's newest 5 s mean (g), gate 0, a target
+    of 1 false alarm per day and the other modelConfig values given."""
+    windows = windowing.make_windows(events)
+    level = np.array([windows.batch([i])[0, 0, -125:].mean() for i in range(len(windows))])
+    raw = 1 / (1 + np.exp(-40 * (level - 1.5)))
+    run = configUtils.run_config({"modelConfig": {"targetFalseAlarmsPerDay": 1, **model_config},
+                                  "dataProcessing": {"accelStdThresholdPct": 0}})
+    return alarmSettings.choose_on_predictions(run, raw, windows, events, folder, "validation split")
+
+
 def test_no_setting_meets_the_target_so_the_fewest_false_alarms_keeping_sensitivity_is_chosen(tmp_path, capsys):
     """An hour of validation data cannot resolve 1 false alarm/day: the sweep was thrown away and the
     config's 0.5 shipped. Here p is ~1 in a 2 g bout and 0.88 in a 1.55 g bout (p = sigmoid(40 (g - 1.5))
     of the newest 5 s): above 0.88 one false alarm remains, 24 per day, and the seizure is still caught."""
     events = [synthetic_event(1, 0, {(300, 312): 2000.0, (500, 512): 1550.0}),
               synthetic_event(2, 1, {(20, 32): 2000.0}, seizure_times=(95.0, 160.0))]
-    windows = windowing.make_windows(events)
-    level = np.array([windows.batch([i])[0, 0, -125:].mean() for i in range(len(windows))])
-    raw = 1 / (1 + np.exp(-40 * (level - 1.5)))
-    run = configUtils.run_config({"modelConfig": {"targetFalseAlarmsPerDay": 1, "minEventSensitivity": 1.0},
-                                  "dataProcessing": {"accelStdThresholdPct": 0}})
-    alarm = alarmSettings.choose_on_predictions(run, raw, windows, events, tmp_path, "validation split")
+    alarm = choose_on_bouts(events, tmp_path, minEventSensitivity=1.0)
     assert alarm["chosen_on"] == ("validation split; no setting met 1 false alarms/day: the fewest false alarms "
                                   "with event sensitivity >= 1")
     assert 88 < alarm["threshold_pct"] <= 99 and alarm["val_event_tpr"] == 1.0
@@ -230,21 +236,14 @@ def test_unresolvable_target_chooses_convulsions_in_time_within_half_the_osd_fal
     seizure = synthetic_event(2, 1, {(19, 25): 1550.0, (25, 32): 2000.0}, seizure_times=(95.0, 160.0))
     seizure.convulsion_times = (95.0, 125.0)
     events = [daily, seizure]
-    windows = windowing.make_windows(events)
-    level = np.array([windows.batch([i])[0, 0, -125:].mean() for i in range(len(windows))])
-    raw = 1 / (1 + np.exp(-40 * (level - 1.5)))
-    run = configUtils.run_config({"modelConfig": {"targetFalseAlarmsPerDay": 1, "falseAlarmsVsOsd": 0.5},
-                                  "dataProcessing": {"accelStdThresholdPct": 0}})
-    alarm = alarmSettings.choose_on_predictions(run, raw, windows, events, tmp_path, "validation split")
+    alarm = choose_on_bouts(events, tmp_path, falseAlarmsVsOsd=0.5)
     assert alarm["val_osd_false_alarms_per_day"] == pytest.approx(96.0)
     assert alarm["chosen_on"] == ("validation split; no setting met 1 false alarms/day: the most convulsions alarmed "
                                   "before they end, then the best event sensitivity, with event sensitivity >= 0.75 "
                                   "and <= 0.5x the OSD algorithm's false alarms (96.0/day)")
     assert 20 <= alarm["threshold_pct"] < 88 and alarm["val_convulsions_before_end"] == 1
     assert alarm["val_false_alarms_per_day"] == pytest.approx(48.0) and alarm["val_event_tpr"] == 1.0
-    stricter = configUtils.run_config({"modelConfig": {"targetFalseAlarmsPerDay": 1, "falseAlarmsVsOsd": 0.2},
-                                       "dataProcessing": {"accelStdThresholdPct": 0}})
-    late = alarmSettings.choose_on_predictions(stricter, raw, windows, events, tmp_path, "validation split")
+    late = choose_on_bouts(events, tmp_path, falseAlarmsVsOsd=0.2)
     assert late["threshold_pct"] >= 88 and late["val_convulsions_before_end"] == 0
     assert late["chosen_on"].endswith("the fewest false alarms with event sensitivity >= 0.75")
 

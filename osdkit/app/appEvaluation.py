@@ -209,11 +209,9 @@ def app_threshold_sweep(p, windows, events, thresholds=metrics.DEFAULT_SWEEP_THR
     """metrics.threshold_sweep's keys for the ML model alone with the app's escalation: event_tpr,
     event_fpr, false_alarms_per_day and latency_median_s per threshold (ALARM after 3 in-alarm
     datapoints), window_tpr and window_fpr (single windows, p > threshold), convulsions_before_end (how
-    many recorded convulsions the ALARM reaches before they end, of n_convulsions). Beside them the OSD
-    algorithm's false alarms per day on the same events (osd_false_alarms_per_day). daily_life (bool per
-    event) adds daily_life_false_alarms_per_day per threshold, osd_daily_life_false_alarms_per_day and
-    daily_life_hours over those events. For choosing the alarm threshold on validation: pass the gated p
-    of each movement gate."""
+    many recorded convulsions the ALARM reaches before they end, of n_convulsions). daily_life (bool per
+    event) adds daily_life_false_alarms_per_day per threshold over those events. For choosing the alarm
+    threshold on validation: pass the gated p of each movement gate."""
     step_s = _step_s(windows, step_s)
     timeline = build_timeline(events)
     p_dp = ml_on_timeline(timeline, windows, p, step_s)
@@ -221,13 +219,8 @@ def app_threshold_sweep(p, windows, events, thresholds=metrics.DEFAULT_SWEEP_THR
     keys = ("event_tpr", "event_fpr", "false_alarms_per_day", "latency_median_s", "window_tpr", "window_fpr")
     sweep = {"thresholds": [float(t) for t in thresholds], "alarm_rule": "app escalation",
              **{k: [] for k in keys}, "convulsions_before_end": []}
-    osd = column_outcomes(osdAlgorithm.escalate(osdAlgorithm.osd_on_events(events)["result"] == ALARM,
-                                                timeline.event, timeline.time), timeline)
-    sweep["osd_false_alarms_per_day"] = column_summary(osd, summaries)["false_alarms_per_day"]
     if daily_life is not None:
-        daily = column_summary(osd, summaries, np.asarray(daily_life, bool))
-        sweep.update(daily_life_false_alarms_per_day=[], daily_life_hours=daily["nonseizure_hours"],
-                     osd_daily_life_false_alarms_per_day=daily["false_alarms_per_day"])
+        sweep["daily_life_false_alarms_per_day"] = []
     for threshold in thresholds:
         state = osdAlgorithm.escalate(osdAlgorithm.ml_result(p_dp, threshold) == ALARM, timeline.event, timeline.time)
         outcomes = column_outcomes(state, timeline)
@@ -243,3 +236,18 @@ def app_threshold_sweep(p, windows, events, thresholds=metrics.DEFAULT_SWEEP_THR
                 column_summary(outcomes, summaries, np.asarray(daily_life, bool))["false_alarms_per_day"])
         sweep["nonseizure_hours"] = summary["nonseizure_hours"]  # what false alarms per day are counted over
     return sweep
+
+
+def osd_false_alarms(events, daily_life=None):
+    """The OSD algorithm's false alarms per day on `events` with the app's escalation
+    (osd_false_alarms_per_day), and on the daily_life ones (bool per event) when given
+    (osd_daily_life_false_alarms_per_day, over daily_life_hours)."""
+    timeline = build_timeline(events)
+    state = osdAlgorithm.escalate(osdAlgorithm.osd_on_events(events)["result"] == ALARM, timeline.event, timeline.time)
+    outcomes, summaries = column_outcomes(state, timeline), [e.summary() for e in events]
+    result = {"osd_false_alarms_per_day": column_summary(outcomes, summaries)["false_alarms_per_day"]}
+    if daily_life is not None:
+        daily = column_summary(outcomes, summaries, np.asarray(daily_life, bool))
+        result.update(osd_daily_life_false_alarms_per_day=daily["false_alarms_per_day"],
+                      daily_life_hours=daily["nonseizure_hours"])
+    return result

@@ -65,30 +65,37 @@ def resolution_note(hours, target):
     return f"{hours:.1f} h of non-seizure data: one false alarm = {one:.2f}/day, {verdict} {target:g}/day"
 
 
-def _sweeps(raw, windows, events, max_gate_pct):
+def _daily_life(events):
+    """Which events are real daily-life recordings (realDailyLife.SOURCES); None when none is."""
+    daily = [e.source in realDailyLife.SOURCES for e in events]
+    return daily if any(daily) else None
+
+
+def _sweeps(raw, windows, events, max_gate_pct, daily_life):
     """{gate_pct: app_threshold_sweep} for each movement gate up to the config's."""
-    daily_life = [e.source in realDailyLife.SOURCES for e in events]
     return {gate: appEvaluation.app_threshold_sweep(raw * windowing.movement_gate(windows, gate), windows, events,
-                                                    THRESHOLDS, daily_life=daily_life if any(daily_life) else None)
+                                                    THRESHOLDS, daily_life=daily_life)
             for gate in GATE_CANDIDATES_PCT if gate <= max_gate_pct}
 
 
 def _settings(sweeps):
     """One dict per (gate, threshold) with a measured false-alarm rate."""
-    return [{"gate": gate, "i": i, "tpr": sweep["event_tpr"][i] or 0.0, "fa": sweep["false_alarms_per_day"][i],
-             "in_time": sweep["convulsions_before_end"][i],
-             "daily_fa": (sweep.get("daily_life_false_alarms_per_day") or [None] * (i + 1))[i]}
-            for gate, sweep in sweeps.items() for i in range(len(THRESHOLDS))
-            if sweep["false_alarms_per_day"][i] is not None]
+    settings = []
+    for gate, sweep in sweeps.items():
+        daily = sweep.get("daily_life_false_alarms_per_day")
+        settings += [{"gate": gate, "i": i, "tpr": sweep["event_tpr"][i] or 0.0, "fa": fa,
+                      "in_time": sweep["convulsions_before_end"][i], "daily_fa": daily[i] if daily else None}
+                     for i, fa in enumerate(sweep["false_alarms_per_day"]) if fa is not None]
+    return settings
 
 
-def _beside_osd(settings, sweep, cfg):
+def _beside_osd(settings, osd, cfg):
     """The fallback when no setting meets the target: (rule text, setting or None), see the module doc."""
     min_tpr, factor = cfg.minEventSensitivity, cfg.falseAlarmsVsOsd
     keeping = [s for s in settings if s["tpr"] >= min_tpr]
     pool = keeping or [s for s in settings if s["tpr"] == max((t["tpr"] for t in settings), default=0)]
     kept = f"event sensitivity >= {min_tpr:g}" if keeping else f"the best event sensitivity (none kept {min_tpr:g})"
-    osd_fa, osd_daily = sweep["osd_false_alarms_per_day"], sweep.get("osd_daily_life_false_alarms_per_day")
+    osd_fa, osd_daily = osd["osd_false_alarms_per_day"], osd.get("osd_daily_life_false_alarms_per_day")
     within = [s for s in pool if osd_fa is not None and s["fa"] <= factor * osd_fa
               and (osd_daily is None or s["daily_fa"] is None or s["daily_fa"] <= factor * osd_daily)]
     if within:
@@ -101,17 +108,19 @@ def _beside_osd(settings, sweep, cfg):
 
 def _from_predictions(raw, windows, events, fixed, cfg, where):
     target = cfg.targetFalseAlarmsPerDay
-    sweeps = _sweeps(raw, windows, events, fixed["gate_pct"])
-    first = next(iter(sweeps.values()))
-    hours = first["nonseizure_hours"]
+    daily_life = _daily_life(events)
+    sweeps = _sweeps(raw, windows, events, fixed["gate_pct"], daily_life)
+    hours = next(iter(sweeps.values()))["nonseizure_hours"]
     note = resolution_note(hours, target)
     print(f"alarm settings on the {where}: {note}")
     settings = _settings(sweeps)
     met = [s for s in settings if s["fa"] <= target]
+    osd = {}
     if met:
         rule, best = "", _best(met, key=lambda s: (s["in_time"], s["tpr"], s["gate"]))
     else:
-        fallback, best = _beside_osd(settings, first, cfg)
+        osd = appEvaluation.osd_false_alarms(events, daily_life)
+        fallback, best = _beside_osd(settings, osd, cfg)
         rule = f"; no setting met {target:g} false alarms/day: {fallback}"
     if best is None:
         return {**fixed, "chosen_on": f"config (no {where} data to choose on)", "val_resolution": note}
@@ -120,10 +129,9 @@ def _from_predictions(raw, windows, events, fixed, cfg, where):
             "chosen_on": where + rule, "target_false_alarms_per_day": target,
             "min_event_sensitivity": cfg.minEventSensitivity, "false_alarms_vs_osd": cfg.falseAlarmsVsOsd,
             "val_event_tpr": best["tpr"], "val_false_alarms_per_day": best["fa"],
-            "val_osd_false_alarms_per_day": sweep["osd_false_alarms_per_day"],
             "val_convulsions_before_end": best["in_time"], "val_n_convulsions": sweep["n_convulsions"],
             "val_daily_life_false_alarms_per_day": best["daily_fa"],
-            "val_osd_daily_life_false_alarms_per_day": sweep.get("osd_daily_life_false_alarms_per_day"),
+            **{f"val_{key}": value for key, value in osd.items()},
             "val_nonseizure_hours": hours, "val_resolution": note, "sweep": sweep}
 
 
