@@ -9,7 +9,9 @@ level with the watch face up, which reads (0, 0, +1000) mg. So a motion is its o
 linear acceleration in the sensor frame (the wrist swinging about the elbow, see `limb_turn`).
 
 The watch's sensor (`draw_sensor`) then applies, in this order: sample-timing jitter, the chip's
-low-pass filter (none, or a bandwidth of 9 or 6.25 Hz = a quarter of the 25 Hz rate), its sensitivity
+low-pass filter (none for a fifth of the watches, 9 Hz for a fifth, 6.25 Hz = a quarter of the 25 Hz
+rate for the rest: mostly filtered, so that a model trained here cannot rest on the 8-12.5 Hz content
+of sharp jerks, which one unfiltered chip shows and most watches do not), its sensitivity
 per axis (within 2 %), a zero-g offset per axis, white noise, clipping at its full scale
 (2, 4 or 8 g per axis), quantisation to its step (1-64 mg per axis), and last the watch's scale (gain
 0.6-1.8: what it reports at rest, in g). A sensitivity error of a MEMS chip is a few per cent; a watch
@@ -28,7 +30,7 @@ G_MG = 1000.0
 MG_PER_MS2 = 1000.0 / 9.81
 RANGES_MG = (2000, 4000, 8000)
 COMMON_STEPS_MG = (1, 2, 4, 8)
-BANDWIDTHS_HZ = (None, None, 9.0, 6.25)
+BANDWIDTHS_HZ = (None, 9.0, 6.25, 6.25, 6.25)  # drawn uniformly: a fifth unfiltered
 
 
 def draw_sensor(rng):
@@ -41,7 +43,7 @@ def draw_sensor(rng):
     noise = float(np.exp(rng.uniform(np.log(0.5), np.log(15))))
     return {"gain": gain, "axis_gain": 1 + rng.uniform(-0.02, 0.02, 3), "offset_mg": rng.uniform(-40, 40, 3),
             "noise_mg": max(noise, 0.35 * step), "jitter_s": rng.uniform(0, 0.008),
-            "range_mg": float(rng.choice(RANGES_MG)), "step_mg": step, "bandwidth_hz": BANDWIDTHS_HZ[rng.integers(4)],
+            "range_mg": float(rng.choice(RANGES_MG)), "step_mg": step, "bandwidth_hz": BANDWIDTHS_HZ[rng.integers(len(BANDWIDTHS_HZ))],
             "mount_deg": np.array([180.0 * rng.integers(2), *rng.normal(0, 5, 2)])}  # x to the hand or the elbow
 
 

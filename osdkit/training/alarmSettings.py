@@ -4,15 +4,16 @@ Sensitivity, convulsions alarmed in time and false alarms per day are the app's:
 in-alarm datapoints in a row (appEvaluation.app_threshold_sweep), the ML model alone.
 
 The rule: the most convulsions alarmed before they end (events that record convulsionTimes), then the
-best validation event sensitivity, with at most `targetFalseAlarmsPerDay`. When no setting
-meets that (a few hours of validation data cannot resolve one false alarm a day: with H hours one
-false alarm is 24/H per day), the yardstick is the OSD algorithm the app runs beside the model, on the
-same validation events: among the settings that keep `minEventSensitivity` (none does: the best
-sensitivity) and raise at most `falseAlarmsVsOsd` times the algorithm's false alarms per day, overall
-and on the real daily-life recordings (realDailyLife.SOURCES) when there are any, the most convulsions
-alarmed before they end, then the best event sensitivity; when none stays within that, the fewest
-false alarms. Among equals the middle threshold, away from the edges where a few validation events
-decide. The validation hours are printed, and whether they can resolve the target.
+best validation event sensitivity, with at most `targetFalseAlarmsPerDay`. When no setting meets that,
+or the validation data cannot tell (with H hours one false alarm is 24/H per day: a few hours cannot
+resolve one a day, and seeing none there is no evidence of meeting it), the yardstick is the OSD
+algorithm the app runs beside the model, on the same validation events: among the settings that keep
+`minEventSensitivity` (none does: the best sensitivity) and raise at most `falseAlarmsVsOsd` times the
+algorithm's false alarms per day, overall and on the real daily-life recordings
+(realDailyLife.SOURCES) when there are any, the most convulsions alarmed before they end, then the
+best event sensitivity; when none stays within that, the fewest false alarms. Among equals the middle
+threshold, away from the edges where a few validation events decide. The validation hours are
+printed, and whether they can resolve the target.
 
 Chosen afresh from the trained model and the run's config on every run, rerun and test;
 `alarm_settings.json` records the choice, and with `--test` alone the app entries beside the `.pte`
@@ -114,14 +115,16 @@ def _from_predictions(raw, windows, events, fixed, cfg, where):
     note = resolution_note(hours, target)
     print(f"alarm settings on the {where}: {note}")
     settings = _settings(sweeps)
-    met = [s for s in settings if s["fa"] <= target]
+    resolved = bool(hours) and (target == 0 or HOURS_PER_DAY / hours <= target)
+    met = [s for s in settings if s["fa"] <= target] if resolved else []
     osd = {}
     if met:
         rule, best = "", _best(met, key=lambda s: (s["in_time"], s["tpr"], s["gate"]))
     else:
         osd = appEvaluation.osd_false_alarms(events, daily_life)
         fallback, best = _beside_osd(settings, osd, cfg)
-        rule = f"; no setting met {target:g} false alarms/day: {fallback}"
+        why = "no setting met" if resolved else "too few hours to resolve"
+        rule = f"; {why} {target:g} false alarms/day: {fallback}"
     if best is None:
         return {**fixed, "chosen_on": f"config (no {where} data to choose on)", "val_resolution": note}
     sweep = sweeps[best["gate"]]
