@@ -220,6 +220,7 @@ def app_threshold_sweep(p, windows, events, thresholds=metrics.DEFAULT_SWEEP_THR
     sweep = {"thresholds": [float(t) for t in thresholds], "alarm_rule": "app escalation",
              **{k: [] for k in keys}, "convulsions_before_end": []}
     if daily_life is not None:
+        daily_life = np.asarray(daily_life, bool)
         sweep["daily_life_false_alarms_per_day"] = []
     for threshold in thresholds:
         state = osdAlgorithm.escalate(osdAlgorithm.ml_result(p_dp, threshold) == ALARM, timeline.event, timeline.time)
@@ -233,7 +234,7 @@ def app_threshold_sweep(p, windows, events, thresholds=metrics.DEFAULT_SWEEP_THR
         sweep["n_convulsions"] = len(rows)
         if daily_life is not None:
             sweep["daily_life_false_alarms_per_day"].append(
-                column_summary(outcomes, summaries, np.asarray(daily_life, bool))["false_alarms_per_day"])
+                column_summary(outcomes, summaries, daily_life)["false_alarms_per_day"])
         sweep["nonseizure_hours"] = summary["nonseizure_hours"]  # what false alarms per day are counted over
     return sweep
 
@@ -242,9 +243,8 @@ def osd_false_alarms(events, daily_life=None):
     """The OSD algorithm's false alarms per day on `events` with the app's escalation
     (osd_false_alarms_per_day), and on the daily_life ones (bool per event) when given
     (osd_daily_life_false_alarms_per_day, over daily_life_hours)."""
-    timeline = build_timeline(events)
-    state = osdAlgorithm.escalate(osdAlgorithm.osd_on_events(events)["result"] == ALARM, timeline.event, timeline.time)
-    outcomes, summaries = column_outcomes(state, timeline), [e.summary() for e in events]
+    view = app_view(events, {})
+    outcomes, summaries = column_outcomes(view["states"]["osd"], view["timeline"]), [e.summary() for e in events]
     result = {"osd_false_alarms_per_day": column_summary(outcomes, summaries)["false_alarms_per_day"]}
     if daily_life is not None:
         daily = column_summary(outcomes, summaries, np.asarray(daily_life, bool))

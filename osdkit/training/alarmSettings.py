@@ -57,12 +57,18 @@ def choose_on_predictions(run, raw, windows, events, folder, where):
     return choice
 
 
+def resolves(hours, target):
+    """Whether `hours` of non-seizure data can tell `target` false alarms per day: one false alarm in them
+    (24/hours per day) is at most the target (0 is always told: any false alarm exceeds it)."""
+    return bool(hours) and (target == 0 or HOURS_PER_DAY / hours <= target)
+
+
 def resolution_note(hours, target):
     """How finely `hours` of non-seizure data measure false alarms per day, and whether that resolves `target`."""
     if not hours:
         return "no non-seizure data: false alarms per day cannot be measured"
     one = HOURS_PER_DAY / hours
-    verdict = "enough to resolve" if one <= target or target == 0 else "too few to resolve"
+    verdict = "enough to resolve" if resolves(hours, target) else "too few to resolve"
     return f"{hours:.1f} h of non-seizure data: one false alarm = {one:.2f}/day, {verdict} {target:g}/day"
 
 
@@ -115,7 +121,7 @@ def _from_predictions(raw, windows, events, fixed, cfg, where):
     note = resolution_note(hours, target)
     print(f"alarm settings on the {where}: {note}")
     settings = _settings(sweeps)
-    resolved = bool(hours) and (target == 0 or HOURS_PER_DAY / hours <= target)
+    resolved = resolves(hours, target)
     met = [s for s in settings if s["fa"] <= target] if resolved else []
     osd = {}
     if met:
