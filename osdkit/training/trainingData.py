@@ -18,7 +18,6 @@ from osdkit.io import fileUtils
 from osdkit.sim import osdbSim
 from osdkit.training import configUtils, distUtils
 
-
 SPLIT_RECORD = "split_events.json"
 
 
