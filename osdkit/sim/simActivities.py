@@ -292,8 +292,19 @@ def rhythmic_exercise(rng, user, n):
     return _fidget(rng, m, n)
 
 
+def power_tool(rng, user, n):
+    """Holding something with a motor (drill, sander, hair dryer, massager, mixer): its 50-400 Hz
+    vibration, which a 25 Hz watch sees aliased to a steady tone of 0.02-0.4 g, in bursts of 5-40 s,
+    the arm steady."""
+    m = _held(rng, user, n, (-30, 30), (-30, 60))
+    on = bursts(rng, n, (5, 40), (1, 5))
+    buzz = on[:, None] * aliased_tone(rng, n, rng.uniform(50, 400), rng.uniform(20, 400))
+    return _fidget(rng, add(m, body=buzz), n)
+
+
 DAILY_LIFE = {"Rest": rest, "Sleep": sleep, "Walking": walking, "Stairs": stairs, "Transitions": transitions,
               "Brushing teeth": brushing_teeth, "Combing hair": combing_hair, "Eating": eating,
               "Drinking": drinking, "Typing": typing, "Phone use": phone_use, "Vehicle": vehicle}
 HARD_NEGATIVES = {"Hand washing": hand_washing, "Clapping": clapping, "Shaking": shaking, "Running": running,
-                  "Whisking": whisking, "Rhythmic exercise": rhythmic_exercise, "Ball games": ball_games}
+                  "Whisking": whisking, "Rhythmic exercise": rhythmic_exercise, "Ball games": ball_games,
+                  "Power tool": power_tool}
