@@ -12,7 +12,7 @@ import pytest
 from scipy.signal import find_peaks
 
 from osdkit.app import osdAlgorithm
-from osdkit.sim import osdbSim, simSeizures, simSensor
+from osdkit.sim import osdbSim, simActivities, simSeizures, simSensor
 
 import osdbSim as osdbSimScript
 from conftest import run_script
@@ -367,6 +367,20 @@ def test_walking_near_the_step_rate_and_hard_negatives_rhythmic_2_to_7_hz(users)
             mag, segments = _wrist(rng, user, kind, 180)
             start, stop = _segment(segments, kind)
             assert 2 <= _dominant_hz(mag[start:stop], 1.5) <= 14, kind  # the rhythm, or its harmonic in |a|
+
+
+def test_power_tool_is_a_steady_tone_in_bursts(users):
+    """A motor's vibration reaches a 25 Hz watch as one steady aliased tone of 0.02-0.4 g, on and off in
+    bursts: a hard negative, so that the model cannot take any steady tone for a tonic tremor."""
+    assert "Power tool" in osdbSim.SUB_TYPES["False Alarm"]
+    for i, (_, user) in enumerate(users):
+        buzz = simActivities.power_tool(np.random.default_rng(i), user, 120 * FS).body  # the shared rngs untouched
+        size = np.linalg.norm(buzz, axis=1).reshape(-1, FS).max(axis=1) / 1000  # g, per second
+        assert 0.02 <= size.max() <= 0.45 and (size < 0.25 * size.max()).any()  # on and off
+        power = (np.abs(np.fft.rfft(buzz, axis=0)) ** 2).sum(axis=1)
+        freqs = np.fft.rfftfreq(len(buzz), 1 / FS)
+        peak = freqs[np.argmax(power)]
+        assert power[np.abs(freqs - peak) < 1].sum() > 0.8 * power.sum()  # one tone, not broadband
 
 
 def test_vehicle_vibrates_in_the_seizure_band(users):
