@@ -416,3 +416,13 @@ def test_example_windows_deterministic_fast_and_plausible():
     spread = (windows.std(axis=2) / windows.mean(axis=2)).ravel()
     assert spread.min() < 0.03 and spread.max() > 0.1  # still windows and vigorous ones
     assert osdbSim.example_windows(3, length=125).shape == (3, 1, 125)
+
+
+def test_heel_strikes_with_push_off_spike_twice_per_step():
+    """The toe-off's push: a second, smaller spike push_off[0] s after each heel strike."""
+    n, on = 20 * FS, np.ones(20 * FS)
+    single = simActivities.heel_strikes(np.random.default_rng(0), n, 2.0, 1.0, on)
+    double = simActivities.heel_strikes(np.random.default_rng(0), n, 2.0, 1.0, on, (0.2, 0.5))
+    count = lambda x: len(find_peaks(x, height=200)[0])  # noqa: E731
+    assert 35 <= count(single) <= 45 and count(double) == 2 * count(single)
+    assert np.allclose(double.max(), single.max(), rtol=0.1)

@@ -2,9 +2,11 @@
 
 A check, never a tuning target (the real tonic-clonic event in ../shared/data/osdb_example is never
 trained or tuned on). Features per datapoint of acceleration magnitude (g): mean, standard deviation,
-dominant frequency and the spectrum's share in 1 Hz bands (0.5-12.5 Hz, mean removed). `compare` gives
-the medians on both sides, the Kolmogorov-Smirnov distance of the SD distributions and the L1 distance
-of the mean band spectra (0 = same shape, 2 = disjoint).
+dominant frequency, the spectrum's share in 1 Hz bands (0.5-12.5 Hz, mean removed), skewness (a train of
+one-sided spikes is skewed, shaking that swings both ways is not) and spectral flatness over 1-12.5 Hz
+(near 0 for one steady tone, higher for broadband shaking). `compare` gives the quartiles on both
+sides, the Kolmogorov-Smirnov distance of the SD distributions and the L1 distance of the mean band
+spectra (0 = same shape, 2 = disjoint).
 `check_real` is what `python osdbSim.py --check-real ../shared/data/osdb_example/<event>.json` prints.
 """
 import numpy as np
@@ -17,16 +19,21 @@ BANDS_HZ = np.arange(0.5, 12.6, 1.0)
 
 
 def datapoint_features(mag_g):
-    """(n, 125) magnitudes in g -> dict of per-datapoint arrays: mean, sd, dominant_hz, bands (n, 12)."""
+    """(n, 125) magnitudes in g -> dict of per-datapoint arrays: mean, sd, dominant_hz, bands (n, 12),
+    skew, flatness."""
     mag_g = np.asarray(mag_g, np.float64).reshape(-1, SAMPLES_PER_DP)
     freqs = np.fft.rfftfreq(SAMPLES_PER_DP, 1 / SAMPLE_RATE_HZ)
-    power = np.abs(np.fft.rfft(mag_g - mag_g.mean(axis=1, keepdims=True), axis=1)) ** 2
+    centred = mag_g - mag_g.mean(axis=1, keepdims=True)
+    sd = centred.std(axis=1)
+    power = np.abs(np.fft.rfft(centred, axis=1)) ** 2
     bands = np.stack([power[:, (freqs >= lo) & (freqs < hi)].sum(axis=1)
                       for lo, hi in zip(BANDS_HZ[:-1], BANDS_HZ[1:])], axis=1)
     bands = bands / np.maximum(bands.sum(axis=1, keepdims=True), 1e-12)
-    above = freqs >= BANDS_HZ[0]
-    return {"mean": mag_g.mean(axis=1), "sd": mag_g.std(axis=1),
-            "dominant_hz": freqs[above][np.argmax(power[:, above], axis=1)], "bands": bands}
+    above, upper = freqs >= BANDS_HZ[0], power[:, freqs >= 1.0] + 1e-12
+    return {"mean": mag_g.mean(axis=1), "sd": sd,
+            "dominant_hz": freqs[above][np.argmax(power[:, above], axis=1)], "bands": bands,
+            "skew": (centred ** 3).mean(axis=1) / np.maximum(sd, 1e-9) ** 3,
+            "flatness": np.exp(np.log(upper).mean(axis=1)) / upper.mean(axis=1)}
 
 
 def simulated_convulsions(n_events=60, seed=0):
@@ -75,6 +82,8 @@ def compare(sim_mag, real_mag):
             "sd_g_quartiles": {"sim": q(s["sd"]), "real": q(r["sd"])},
             "mean_g_quartiles": {"sim": q(s["mean"]), "real": q(r["mean"])},
             "dominant_hz_quartiles": {"sim": q(s["dominant_hz"]), "real": q(r["dominant_hz"])},
+            "skew_quartiles": {"sim": q(s["skew"]), "real": q(r["skew"])},
+            "flatness_quartiles": {"sim": q(s["flatness"]), "real": q(r["flatness"])},
             "share_3_8hz": {"sim": round(float(s["bands"][:, 3:8].sum(1).mean()), 3),
                             "real": round(float(r["bands"][:, 3:8].sum(1).mean()), 3)},
             "sd_ks_distance": round(_ks(s["sd"], r["sd"]), 3),

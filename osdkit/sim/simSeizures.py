@@ -6,7 +6,10 @@
   its end, with irregular intervals and amplitudes; peak accelerations 0.2-5 g (magnitude SD mostly
   0.15-0.45 g, with weaker and stronger tails); the jerks start as a small fast vibration and grow to
   full strength over 2-15 s (the vibratory transition from the tonic phase), so a detector must
-  react to the convulsion's rhythm before it is at full strength.
+  react to the convulsion's rhythm before it is at full strength. A fifth to a half of the jerks go the
+  other way (the rebound into extension) and the whole limb shakes over 2-12 Hz with the jerks'
+  strength, so the magnitude swings both ways over a broad band, as at a real wrist, not as a train of
+  identical one-way spikes (simCheck's skew and flatness).
 - focal: one arm flapping regularly at 1-2 Hz.
 - hypermotor: large irregular thrashing movements (0.3-2.5 Hz) with the trunk rocking.
 - post-ictal: a limp arm, deep slow breathing.
@@ -38,7 +41,7 @@ def tonic(rng, user, n, amp_g, **_):
 def clonic(rng, user, n, amp_g, f0, f1, **_):
     """Clonic jerks: rate f0 -> f1 Hz (the period growing linearly), interval jitter, per-jerk amplitude,
     growing from a tenth to full strength over the first 2-15 s (at most half the convulsion) and fading
-    over the last fifth."""
+    over the last fifth; some jerks thrown back the other way, and the limb's broadband shaking."""
     times, periods, t = [], [], rng.uniform(0, 0.3)
     while t < n / FS:
         period = (1 + (f0 / f1 - 1) * (t / (n / FS)) ** 2) / f0  # the silent periods grow, most at the end
@@ -51,13 +54,16 @@ def clonic(rng, user, n, amp_g, f0, f1, **_):
     envelope = (0.1 + 0.9 * np.clip(times / rise_s, 0, 1) ** 1.5) * np.clip((1 - u) / 0.2, 0.3, 1)
     peaks = np.minimum(amp_g * envelope * rng.lognormal(0, 0.25, len(times)), 5)
     width = np.minimum(user["jerk_width_s"], 0.25 * np.array(periods)) * rng.uniform(0.8, 1.25, len(times))
+    back = np.where(rng.random(len(times)) < rng.uniform(0.2, 0.5), -rng.uniform(0.3, 1, len(times)), 1)
     m = posture(n)
     for axis, share, radius in (("pitch", 1.0, user["forearm_m"]), ("yaw", user["jerk_yaw"], user["forearm_m"]),
                                 ("roll", user["jerk_roll"], 0.03)):
         sign = rng.choice([-1, 1])
-        m = turn(m, sign * pulses(n, times, jerk_angles(share * peaks, width, radius), width), radius, axis)
-    trunk = pulses(n, times + 0.02, 1000 * 0.2 * peaks * rng.uniform(0, 1), width * 1.5)
-    return add(m, world=np.outer(trunk, [0, 0, 1]), body=10 * band_noise(rng, n, 1, 10, 3))
+        m = turn(m, sign * pulses(n, times, back * jerk_angles(share * peaks, width, radius), width), radius, axis)
+    trunk = pulses(n, times + 0.02, 1000 * 0.2 * back * peaks * rng.uniform(0, 1), width * 1.5)
+    strength = np.interp(np.arange(n) / FS, times, peaks)[:, None]
+    shaking = 1000 * rng.uniform(0.1, 0.35) * strength * band_noise(rng, n, 2, 12, 3)
+    return add(m, world=np.outer(trunk, [0, 0, 1]), body=10 * band_noise(rng, n, 1, 10, 3) + shaking)
 
 
 def focal(rng, user, n, amp_g, **_):
