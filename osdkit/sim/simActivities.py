@@ -53,7 +53,8 @@ def heel_strikes(rng, n, step_hz, peak_g, on, push_off=(0.0, 0.0)):
     steps = np.flatnonzero(np.diff(np.floor(phase / (2 * np.pi))) > 0) / FS
     steps = steps[on[np.minimum((steps * FS).astype(int), n - 1)] > 0.5]
     peaks, width = peak_g * rng.uniform(0.7, 1.15, len(steps)), rng.uniform(0.02, 0.04)
-    return impacts(n, steps, peaks, width) + impacts(n, steps + push_off[0], push_off[1] * peaks, width)
+    spikes = impacts(n, steps, peaks, width)
+    return spikes + impacts(n, steps + push_off[0], push_off[1] * peaks, width) if push_off[1] else spikes
 
 
 def walking(rng, user, n, stairs=False):

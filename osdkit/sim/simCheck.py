@@ -23,14 +23,15 @@ def datapoint_features(mag_g):
     skew, flatness."""
     mag_g = np.asarray(mag_g, np.float64).reshape(-1, SAMPLES_PER_DP)
     freqs = np.fft.rfftfreq(SAMPLES_PER_DP, 1 / SAMPLE_RATE_HZ)
-    centred = mag_g - mag_g.mean(axis=1, keepdims=True)
+    mean = mag_g.mean(axis=1)
+    centred = mag_g - mean[:, None]
     sd = centred.std(axis=1)
     power = np.abs(np.fft.rfft(centred, axis=1)) ** 2
     bands = np.stack([power[:, (freqs >= lo) & (freqs < hi)].sum(axis=1)
                       for lo, hi in zip(BANDS_HZ[:-1], BANDS_HZ[1:])], axis=1)
     bands = bands / np.maximum(bands.sum(axis=1, keepdims=True), 1e-12)
     above, upper = freqs >= BANDS_HZ[0], power[:, freqs >= 1.0] + 1e-12
-    return {"mean": mag_g.mean(axis=1), "sd": sd,
+    return {"mean": mean, "sd": sd,
             "dominant_hz": freqs[above][np.argmax(power[:, above], axis=1)], "bands": bands,
             "skew": (centred ** 3).mean(axis=1) / np.maximum(sd, 1e-9) ** 3,
             "flatness": np.exp(np.log(upper).mean(axis=1)) / upper.mean(axis=1)}
