@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from osdkit.data import osdbData
+from osdkit.data import osdbJson
 from osdkit.data.osdbData import Event, OsdbFileError, parse_time, read_osdb_file, read_osdb_files
 from osdkit.data.osdbFilters import filter_events
 from osdkit.data.osdbSplit import augment_events, kfold_splits, noisy_copy, phase_shifted_copies, split_events
@@ -90,7 +90,7 @@ def test_reading_with_tiny_chunks_matches_one_big_read(tmp_path, monkeypatch):
     path = tmp_path / "osdb.json"
     path.write_text(" [\n" + ",\n ".join(json.dumps(e, indent=1) for e in events) + " ]\n")
     expected, _ = read_osdb_file(path)
-    monkeypatch.setattr(osdbData, "_CHUNK_CHARS", 7)
+    monkeypatch.setattr(osdbJson, "_CHUNK_CHARS", 7)
     got, stats = read_osdb_file(path)
     assert [e.id for e in got] == list(range(5)) and stats.events_kept == 5
     for a, b in zip(expected, got):

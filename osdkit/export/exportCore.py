@@ -1,7 +1,7 @@
 """The export core: checkpoint -> eager model -> .ptl (TorchScript) / .pte (ExecuTorch), each verified.
 
 Read top to bottom this is the whole `.pt` -> `.pte` path after checkpoints.model_from_checkpoint:
-export_program (torch.export) -> [quantize_int8]
+export_program (torch.export) -> [quantizeInt8.quantize_int8]
 -> lower (to_edge_transform_and_lower, XNNPACK or portable) -> to_executorch -> write_verified
 (temp file, run it with the ExecuTorch runtime, compare with the eager model, rename).
 Every failure is an ExportError whose message is one line; cliUtils.run_cli prints it and exits non-zero.
@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from osdkit.data import osdbData, windowing
+from osdkit.export import quantizeInt8
 from osdkit.io.fileUtils import atomic_output
 
 PARITY_TOLERANCE = 1e-4
@@ -200,25 +201,6 @@ def calibration_windows(osdb_path, input_shape, n=512, seed=0):
     return windows.batch(idx).reshape((len(idx),) + tuple(input_shape[1:]))
 
 
-def quantize_int8(module, example, calibration):
-    """PT2E static int8 for XNNPACK, calibrated on real windows (N, ...) in the model's layout."""
-    from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (XNNPACKQuantizer,
-                                                                         get_symmetric_quantization_config)
-    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        graph = torch.export.export(module.eval(), (example,)).module()
-        quantizer = XNNPACKQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True))
-        prepared = prepare_pt2e(graph, quantizer)
-        calibration = torch.as_tensor(np.ascontiguousarray(calibration))
-        with torch.no_grad():
-            for start in range(0, len(calibration), example.shape[0]):
-                batch = calibration[start:start + example.shape[0]]
-                if batch.shape[0] == example.shape[0]:
-                    prepared(batch)
-        return convert_pt2e(prepared)
-
-
 def lower(program, backend="xnnpack"):
     """ExportedProgram -> ExecuTorch program bytes; XNNPACK-delegated or portable kernels."""
     from executorch.exir import to_edge_transform_and_lower
@@ -388,7 +370,7 @@ def export_pte(module, input_shape, path, backend="xnnpack", quantize=None, cali
             raise ExportError("--quantize int8 needs the xnnpack backend")
         if calibration is None or len(calibration) < 1:
             raise ExportError("--quantize int8 needs calibration windows from real recordings")
-        exported_from = quantize_int8(module, example, calibration)
+        exported_from = quantizeInt8.quantize_int8(module, example, calibration)
     elif quantize not in (None, "none"):
         raise ExportError(f"unknown --quantize {quantize!r} (use int8)")
     buffer = lower(export_program(exported_from, example), backend)
