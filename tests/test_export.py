@@ -179,36 +179,3 @@ def test_int8_conversion_is_calibrated_and_checked(tmp_path, legacy_io):
     with pytest.raises(exportCore.UsageError, match="needs --calibration"):
         convertPt2Pte.main([str(FIXTURES / "legacy_deepepicnn.pt"), "-o", str(out), "--quantize", "int8"])
 
-
-def test_main_job_leaves_out_an_int8_pte_outside_its_tolerance(tmp_path, monkeypatch, capsys):
-    """An int8 .pte that misses its tolerance (here any |dp| > 0) is a property of the trained model: the
-    float .pte is still written with its entry, the int8 one (and a stale one of that name) is not, and
-    the warning and export report say why."""
-    from types import SimpleNamespace
-
-    from osdkit.training import trainExport
-    monkeypatch.setenv("OSD_PHONE_CHECK", "off")
-    monkeypatch.setattr(exportCore, "INT8_MAX_PROB_DIFF", -1.0)
-    torch.manual_seed(0)
-    model = deepEpiCnn.DeepEpiCnn(250, input_norm="meanMagnitude").eval()
-    windows = osdbSim.example_windows(16, 250, seed=1)
-
-    class TrainWindows:  # the WindowSet calls export_ptes makes
-        def __len__(self):
-            return len(windows)
-
-        def batch(self, idx):
-            return windows[idx]
-    train = TrainWindows()
-    run = SimpleNamespace(model=SimpleNamespace(pteBackend="xnnpack"), randomSeed=0)
-    trained = SimpleNamespace(model=model, input_shape=(1, 1, 250))
-    targets = {"pte": tmp_path / "m.pte", "pte_int8": tmp_path / "m_int8.pte"}
-    (tmp_path / "m_int8.pte").write_bytes(b"an earlier checkpoint's int8")
-    (tmp_path / "m_int8.json").write_text("{}")
-    reports = trainExport.export_ptes(run, trained, train, {"threshold_pct": 50, "gate_pct": 0}, targets)
-    assert (tmp_path / "m.pte").exists() and (tmp_path / "m.json").exists()
-    assert not (tmp_path / "m_int8.pte").exists() and not (tmp_path / "m_int8.json").exists()
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.json", "m.pte"]  # no staged leftovers
-    refused = reports["pte_int8"]["refused"]
-    assert refused.startswith(f"{tmp_path / 'm_int8.pte'}: verification failed") and "|dp| <= -1.0" in refused
-    assert f"warning: {refused}; the run goes on without an int8 .pte" in capsys.readouterr().out

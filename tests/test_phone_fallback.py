@@ -34,11 +34,11 @@ class Windows:
         return np.ascontiguousarray(self.x[idx])
 
 
-def main_job_export(tmp_path, formats=("pt", "pte")):
+def main_job_export(tmp_path, formats=("pt", "pte"), quantize="none"):
     """trainExport.export_trained on a random-init checkpoint as the main job calls it."""
     model = make_checkpoint(tmp_path / "m.pt")
     run = SimpleNamespace(randomSeed=1, model=SimpleNamespace(exportFormats=list(formats), pteBackend="xnnpack",
-                                                               quantize="none"))
+                                                               quantize=quantize))
     trained = SimpleNamespace(model=model, input_shape=(1, 1, 750), best_path=tmp_path / "m.pt")
     return trainExport.export_trained(run, trained, Windows(), {"threshold_pct": 42.0, "gate_pct": 3})
 
@@ -165,3 +165,18 @@ def test_main_job_without_executorch_writes_and_tests_pt_and_ptl(tmp_path):
     assert not list(folder.glob("*.pte")) and not list(folder.glob(".*"))
     assert (folder / f"{MODEL}_model_card.md").exists()
     assert list(folder.glob("*pt_testResults.json")), sorted(p.name for p in folder.iterdir())
+
+
+def test_main_job_leaves_out_an_int8_pte_outside_its_tolerance(tmp_path, monkeypatch, capsys):
+    """An int8 .pte that misses its tolerance (here any |dp| > 0) is a property of the trained model: the
+    float .pte is still written with its entry, the int8 one (and a stale one of that name, from another
+    checkpoint) is not, and the warning and export report say why."""
+    monkeypatch.setattr(exportCore, "INT8_MAX_PROB_DIFF", -1.0)
+    (tmp_path / "m_int8.pte").write_bytes(b"an earlier checkpoint's int8")
+    (tmp_path / "m_int8.json").write_text("{}")
+    reports = main_job_export(tmp_path, quantize="int8")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["export_report.json", "m.json", "m.pt", "m.pte"]
+    refused = reports["pte_int8"]["refused"]
+    assert refused.startswith(f"{tmp_path / 'm_int8.pte'}: verification failed") and "|dp| <= -1.0" in refused
+    assert f"warning: {refused}; the run goes on without an int8 .pte" in capsys.readouterr().out
+    assert json.loads((tmp_path / "export_report.json").read_text())["pte_int8"]["refused"] == refused
