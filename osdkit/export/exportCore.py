@@ -38,6 +38,10 @@ class ExportError(Exception):
     """A problem with an input or an export; the message is one line for the user."""
 
 
+class VerificationError(ExportError):
+    """An exported file that ran but does not compute what the model computes (outside the tolerance)."""
+
+
 class UsageError(ExportError):
     """A malformed command-line value; `run_cli` exits 2 for it, as argparse does for usage errors."""
 
@@ -331,7 +335,7 @@ def write_verified_pte(buffer, path, inputs, reference, batch=1, quantized=False
         tmp.write_bytes(buffer)
         parity = compare_outputs(reference, run_pte(str(tmp), inputs, batch), quantized)
         if not parity["ok"]:
-            raise ExportError(f"{path}: verification failed, {parity_text(parity)}; no file written")
+            raise VerificationError(f"{path}: verification failed, {parity_text(parity)}; no file written")
     return parity
 
 
@@ -392,7 +396,7 @@ def export_ptl(module, input_shape, path, *, inputs, num_classes=None):
             PTL_SHAPE_FILE: json.dumps(list(input_shape))})
         parity = compare_outputs(reference, run_ptl(tmp, inputs, batch))
         if not parity["ok"]:
-            raise ExportError(f"{path}: verification failed, {parity_text(parity)}; no file written")
+            raise VerificationError(f"{path}: verification failed, {parity_text(parity)}; no file written")
     return {"path": str(path), "parity": parity, "mobile": note, "input_shape": list(input_shape),
             "size_bytes": Path(path).stat().st_size, "notes": app_contract_notes(input_shape, reference)}
 

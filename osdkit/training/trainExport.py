@@ -64,7 +64,7 @@ def export_ptes(run, trained, train_windows, alarm, targets):
                     model, shape, stagedPte.staged_path(dst), "xnnpack" if int8 else cfg.pteBackend,
                     "int8" if int8 else None, calibration_sample(train_windows, run.randomSeed) if int8 else None,
                     inputs=osdbSim.reference_windows(shape))
-            except exportCore.ExportError as err:
+            except exportCore.VerificationError as err:
                 if not int8:
                     raise
                 reports[kind] = refuse_int8(dst, err)
