@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 from scipy.signal import find_peaks
 
+from osdkit.app import osdAlgorithm
 from osdkit.sim import osdbSim, simActivities, simSeizures, simSensor
 
 FS = osdbSim.FS
@@ -148,7 +149,9 @@ def test_clonic_jerks_slow_down_and_seizure_amplitudes_span_the_range(users):
         quarter = len(pitch) // 4
         rates = [len(find_peaks(pitch[i * quarter:(i + 1) * quarter], height=0.03 * pitch.max())[0]) / (quarter / FS)
                  for i in range(4)]
-        assert 2.5 <= rates[0] <= 8.5 and 0.8 <= rates[3] <= 3 and rates[0] > 1.5 * rates[3], rates
+        # the period grows by (f0/f1 - 1) u^2: over the last quarter by 1 + 0.58 (f0/f1 - 1) >= 1.35 on average
+        # for the slowest-changing user (f0/f1 = 4/2.5), less what peak counting misses
+        assert 2.5 <= rates[0] <= 8.5 and 0.8 <= rates[3] <= 3 and rates[0] > 1.25 * rates[3], rates
         mag, segments = _wrist(rng, user, "Tonic-Clonic", 180)
         post_start, post_stop = _segment(segments, "post-ictal")
         assert mag[post_start + 2 * FS:post_stop].std() < 0.02  # post-ictal stillness
@@ -203,7 +206,8 @@ def test_users_differ(users):
     assert (traits.std(axis=0) > 0).all()
     rest_means = [simSensor.magnitude_mg(osdbSim.simulate_signal(rng, u, "Typing", 30 * FS)[0]).mean()
                   for rng, u in users]
-    assert np.ptp(rest_means) > 50
+    gains = [u["sensor"]["gain"] for _, u in users]
+    assert np.abs(np.array(rest_means) - 1000 * np.array(gains)).max() < 80  # each watch reads its own gravity
 
 
 def test_heel_strikes_with_push_off_spike_twice_per_step():
@@ -214,3 +218,26 @@ def test_heel_strikes_with_push_off_spike_twice_per_step():
     count = lambda x: len(find_peaks(x, height=200)[0])  # noqa: E731
     assert 35 <= count(single) <= 45 and count(double) == 2 * count(single)
     assert np.allclose(double.max(), single.max(), rtol=0.1)
+
+
+def test_manual_work_strokes_and_strikes_and_the_algorithm_flags_some_of_it(users):
+    """Sawing, scrubbing and hammering (issue 16: real sawing put 38 % of windows in ALARM, the OSD
+    algorithm 20 %): 0.8-2.5 strokes per second, strikes of a few g, and, as with real sawing, the OSD
+    algorithm flags some datapoints, so it is a hard negative the model must learn."""
+    assert "Manual work" in osdbSim.SUB_TYPES["False Alarm"]
+    flagged, peaks, shares = [], [], []
+    for i in range(12):
+        rng = np.random.default_rng(100 + i)
+        user = osdbSim.make_user(rng, i)
+        motion = simActivities.manual_work(rng, user, 120 * FS)
+        xyz = simSensor.read_sensor(rng, _ideal_sensor(), simSensor.specific_force(*motion))
+        mag = simSensor.magnitude_mg(xyz)
+        power = np.abs(np.fft.rfft(mag - mag.mean())) ** 2
+        freqs = np.fft.rfftfreq(len(mag), 1 / FS)
+        shares.append(power[(freqs >= 0.7) & (freqs <= 5.3)].sum() / power[freqs >= 0.5].sum())
+        peaks.append(np.percentile(np.abs(mag / 1000 - 1), 99.5))
+        rows = mag[: len(mag) // 125 * 125].reshape(-1, 125)
+        flagged.append(np.mean(osdAlgorithm.osd_algorithm(rows)["result"] == osdAlgorithm.ALARM))
+    assert np.median(shares) > 0.5  # mostly the strokes and their harmonics (strikes are broadband)
+    assert max(peaks) > 1.5 and min(peaks) > 0.2  # hammer strikes; every stroke moves the watch
+    assert 0.05 <= np.mean(flagged) <= 0.5, flagged

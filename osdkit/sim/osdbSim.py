@@ -36,11 +36,11 @@ FALSE_ALARM_TYPES = tuple(simActivities.HARD_NEGATIVES)
 SUB_TYPES = {"Seizure": SEIZURE_TYPES, "NDA": NDA_TYPES, "False Alarm": FALSE_ALARM_TYPES}
 ACTIVITIES = {**simActivities.DAILY_LIFE, **simActivities.HARD_NEGATIVES, **simSeizures.PHASES}
 PHRASES = ("OK", "WARNING", "ALARM")
-SIM_VERSION = "7"  # raise with any change to what the simulator writes: cached simulated databases are rewritten
+SIM_VERSION = "8"  # raise with any change to what the simulator writes: cached simulated databases are rewritten
 BEFORE_SEIZURE = ("Sleep", "Sleep", "Rest", "Rest", "Typing", "Phone use", "Eating")
-HR_RISE = {"Sleep": -8, "Walking": 20, "Stairs": 30, "Running": 50, "Ball games": 45, "Rhythmic exercise": 35, "Clapping": 15,
-           "Shaking": 15, "Transitions": 10, "tonic": 25, "clonic": 45, "focal": 20, "hypermotor": 40,
-           "post-ictal": 35}
+HR_RISE = {"Sleep": -8, "Walking": 20, "Stairs": 30, "Running": 50, "Ball games": 45, "Rhythmic exercise": 35,
+           "Clapping": 15, "Shaking": 15, "Manual work": 25, "Transitions": 10, "tonic": 25, "clonic": 45, "focal": 20,
+           "hypermotor": 40, "post-ictal": 35}
 WATCHES = (("006-B2337-00", "2.4.9", "V1.2_ben"), ("006-B3113-00", "6.30", "V1.3"),
            ("006-B3290-00", "8.28", "V1.4"), ("006-B2700-00", "5.10", "V1.2"))
 APP_VERSIONS = ("4.1.2", "4.2.3", "4.2.8", "5.0.9")
