@@ -220,7 +220,7 @@ def test_heel_strikes_with_push_off_spike_twice_per_step():
     assert np.allclose(double.max(), single.max(), rtol=0.1)
 
 
-def test_manual_work_strokes_and_strikes_and_the_algorithm_flags_some_of_it(users):
+def test_manual_work_strokes_and_strikes_and_the_algorithm_flags_some_of_it():
     """Sawing, scrubbing and hammering (issue 16: real sawing put 38 % of windows in ALARM, the OSD
     algorithm 20 %): 0.8-2.5 strokes per second, strikes of a few g, and, as with real sawing, the OSD
     algorithm flags some datapoints, so it is a hard negative the model must learn."""

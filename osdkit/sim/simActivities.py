@@ -45,13 +45,19 @@ def sleep(rng, user, n):
     return add(m, world=[0, 0, 1] * (2 * band_noise(rng, n, 0.15, 0.35)), body=0.5 * band_noise(rng, n, 0.1, 3, 3))
 
 
+def _cycle_starts(phase, on):
+    """Times (s) at which a rhythm's phase starts a new cycle while the envelope `on` is up: a step, a
+    clap, a hammer strike."""
+    times = np.flatnonzero(np.diff(np.floor(phase / (2 * np.pi))) > 0) / FS
+    return times[on[np.minimum((times * FS).astype(int), len(on) - 1)] > 0.5]
+
+
 def heel_strikes(rng, n, step_hz, peak_g, on, push_off=(0.0, 0.0)):
     """Heel-strike impacts (n,) mg: one short spike (peak_g, varying step to step) per step of a gait at
     step_hz (with its wander), where the envelope `on` is up; push_off (delay s, share of peak_g) adds
     the toe-off's smaller spike after each, the gait's second peak."""
     _, phase = rhythm(rng, n, step_hz, 0.0, 0.0)
-    steps = np.flatnonzero(np.diff(np.floor(phase / (2 * np.pi))) > 0) / FS
-    steps = steps[on[np.minimum((steps * FS).astype(int), n - 1)] > 0.5]
+    steps = _cycle_starts(phase, on)
     peaks, width = peak_g * rng.uniform(0.7, 1.15, len(steps)), rng.uniform(0.02, 0.04)
     spikes = impacts(n, steps, peaks, width)
     return spikes + impacts(n, steps + push_off[0], push_off[1] * peaks, width) if push_off[1] else spikes
@@ -256,8 +262,7 @@ def clapping(rng, user, n):
     on = bursts(rng, n, (4, 15), (1, 5))
     wave, phase = rhythm(rng, n, hz, 0, 0.1, 0.03)
     m = turn(m, on * rng.uniform(5, 20) * wave, 0.3, "yaw")
-    claps = np.flatnonzero(np.diff(np.floor(phase / (2 * np.pi))) > 0) / FS
-    claps = claps[on[(claps * FS).astype(int)] > 0.5]
+    claps = _cycle_starts(phase, on)
     return add(m, body=impacts(n, claps, rng.uniform(2, 8) * rng.uniform(0.7, 1, len(claps)))[:, None] * [0, 0.3, 1])
 
 
@@ -321,8 +326,7 @@ def manual_work(rng, user, n):
     if kind == 1:  # hammering
         wave, phase = rhythm(rng, n, hz, 1.0, 0.15, 0.05)
         m = turn(m, on * rng.uniform(10, 30) * wave, user["forearm_m"], "pitch")
-        strikes = np.flatnonzero(np.diff(np.floor(phase / (2 * np.pi))) > 0) / FS
-        strikes = strikes[on[np.minimum((strikes * FS).astype(int), n - 1)] > 0.5]
+        strikes = _cycle_starts(phase, on)
         hit = impacts(n, strikes, rng.uniform(2, 6) * rng.uniform(0.7, 1.1, len(strikes)), rng.uniform(0.02, 0.05))
         return _fidget(rng, add(m, body=hit[:, None] * [1, 0.2, 0.3]), n)
     wave, phase = rhythm(rng, n, hz, rng.uniform(0, 1.5), 0.15, 0.06)  # sawing (0) or scrubbing (2)
