@@ -106,7 +106,8 @@ def test_failed_verification_leaves_no_file_and_keeps_old_one(tmp_path, monkeypa
     real_run = exportCore.run_pte
     monkeypatch.setattr(exportCore, "run_pte", lambda *a, **k: real_run(*a, **k) + 1e-3)
     assert convertPt2Pte.main([str(src), "-o", str(out), "--jobs", "1", "--force"]) == 1
-    assert "verification failed" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert f"{out}: verification failed" in err and ".unchecked" not in err  # the file asked for, not the staged one
     assert out.read_bytes() == b"previous verified model"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.pt", "m.pte"]
 

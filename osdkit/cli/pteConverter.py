@@ -11,8 +11,8 @@ from pathlib import Path
 from osdkit.app import appIndex
 from osdkit.cli import batchConvert
 from osdkit.export import exportCore
-from osdkit.export.stagedPte import (discard_staged, finish_staged, phone_check_staged, phone_check_wanted,
-                                     run_alarm_settings, staged_path)
+from osdkit.export.stagedPte import (discard_staged, export_staged_pte, finish_staged, phone_check_staged,
+                                     phone_check_wanted, run_alarm_settings)
 from osdkit.phone import phoneCheck
 from osdkit.sim import osdbSim
 
@@ -22,9 +22,8 @@ def export_staged(module, shape, dst, opts, kind=""):
     calibration = None
     if opts.quantize == "int8":
         calibration = exportCore.calibration_windows(opts.calibration, shape)
-    report = exportCore.export_pte(module, shape, staged_path(dst), opts.backend, opts.quantize, calibration,
-                                   inputs=osdbSim.reference_windows(shape),
-                                   num_classes=getattr(opts, "num_classes", None))
+    report = export_staged_pte(module, shape, dst, opts.backend, opts.quantize, calibration,
+                               inputs=osdbSim.reference_windows(shape), num_classes=getattr(opts, "num_classes", None))
     report["summary"] = (f"{kind}verified, {exportCore.parity_text(report['parity'])}, "
                          f"{report['size_bytes'] / 1024:.0f} KiB, {opts.backend}"
                          f"{', int8' if opts.quantize == 'int8' else ''}")

@@ -12,6 +12,7 @@ one line says why (and how to rebuild it).
 from pathlib import Path
 
 from osdkit.app import appIndex
+from osdkit.export import exportCore
 from osdkit.export.exportCore import ExportError
 from osdkit.phone import phoneCheck, phoneEnv
 
@@ -20,6 +21,16 @@ def staged_path(dst):
     """The hidden file a worker writes; renamed to `dst` once the phone check is done."""
     dst = Path(dst)
     return dst.with_name(f".{dst.name}.unchecked")
+
+
+def export_staged_pte(module, input_shape, dst, *args, **kwargs):
+    """exportCore.export_pte into staged_path(dst); an error names `dst`, the file the user asked for,
+    not the hidden staged file."""
+    staged = staged_path(dst)
+    try:
+        return exportCore.export_pte(module, input_shape, staged, *args, **kwargs)
+    except ExportError as err:
+        raise type(err)(str(err).replace(str(staged), str(dst))) from None
 
 
 def phone_check_wanted(no_phone_check=False, cache=None):

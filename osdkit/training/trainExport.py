@@ -45,7 +45,7 @@ def refuse_int8(dst, err):
     """An int8 `.pte` outside its tolerance is a property of the trained model, not a broken run: no int8
     file (an earlier one of this name, from another checkpoint, is removed with its entry), a warning,
     and the reason in the report; the float exports, tests and cards go on."""
-    reason = str(err).strip().splitlines()[0].replace(str(stagedPte.staged_path(dst)), str(dst))
+    reason = str(err).strip().splitlines()[0]
     for stale in (dst, dst.with_suffix(".json")):
         stale.unlink(missing_ok=True)
     print(f"warning: {reason}; the run goes on without an int8 .pte")
@@ -60,8 +60,8 @@ def export_ptes(run, trained, train_windows, alarm, targets):
         for kind, dst in targets.items():
             int8 = kind == "pte_int8"
             try:
-                reports[kind] = exportCore.export_pte(
-                    model, shape, stagedPte.staged_path(dst), "xnnpack" if int8 else cfg.pteBackend,
+                reports[kind] = stagedPte.export_staged_pte(
+                    model, shape, dst, "xnnpack" if int8 else cfg.pteBackend,
                     "int8" if int8 else None, calibration_sample(train_windows, run.randomSeed) if int8 else None,
                     inputs=osdbSim.reference_windows(shape))
             except exportCore.VerificationError as err:
