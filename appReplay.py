@@ -20,6 +20,7 @@ main job's figures for the same events and model: the buffer and the escalation 
 gap of more than 7.5 s between datapoints (the app itself keeps its buffer across such a gap, whose
 window holds no signal the watch saw in one piece).
 """
+from osdkit.cli import startup  # noqa: F401  isort: skip  (before the libraries: Ctrl-C while they load exits quietly)
 import json
 import math
 import re

@@ -12,6 +12,7 @@ one run on this machine:
   process, with passive OpenMP waiting (what cpuSettings.py sets for training) and with active waiting.
 """
 from osdkit.training import cpuSettings  # noqa: F401  isort: skip  (first: sets OpenMP's waiting before torch loads)
+from osdkit.cli import startup  # noqa: F401  isort: skip  (before the libraries: Ctrl-C while they load exits quietly)
 import json
 import os
 import subprocess

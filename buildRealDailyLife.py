@@ -2,6 +2,7 @@
 
     python buildRealDailyLife.py ../shared/data [--out data/real_daily_life.json.gz]
 """
+from osdkit.cli import startup  # noqa: F401  isort: skip  (before the libraries: Ctrl-C while they load exits quietly)
 import argparse
 from collections import Counter
 

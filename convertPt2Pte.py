@@ -6,6 +6,7 @@
 Each .pte is run with the ExecuTorch runtime on realistic windows and compared with the eager model
 before it is renamed into place; an app index entry `<name>.json` is written beside it.
 """
+from osdkit.cli import startup  # noqa: F401  isort: skip  (before the libraries: Ctrl-C while they load exits quietly)
 from osdkit.cli import batchConvert, cliUtils, pteConverter
 from osdkit.model import checkpoints
 

@@ -8,6 +8,7 @@ with the lite interpreter and compared with the eager model before it is renamed
 The input shape is stored in the file, so convertPtl2Pte.py needs no --input-shape for it.
 The OSD app itself now runs only .pte files; .ptl is kept for older tools.
 """
+from osdkit.cli import startup  # noqa: F401  isort: skip  (before the libraries: Ctrl-C while they load exits quietly)
 from osdkit.cli import batchConvert, cliUtils
 from osdkit.export import exportCore
 from osdkit.model import checkpoints

@@ -8,6 +8,7 @@ Files made by optimize_for_mobile on PyTorch <= 2.5 (prepacked XNNPACK ops, whic
 cannot load) are read directly by legacyPtl.py and rebuilt as an ordinary PyTorch module first.
 Either way the .pte is compared with that module on realistic windows before it is renamed into place.
 """
+from osdkit.cli import startup  # noqa: F401  isort: skip  (before the libraries: Ctrl-C while they load exits quietly)
 from osdkit.cli import batchConvert, cliUtils, pteConverter
 from osdkit.export import exportCore, legacyPtl
 from osdkit.model import checkpoints

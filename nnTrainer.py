@@ -7,6 +7,7 @@ Each call trains in a new run folder `<outDir>/<N>/` (default outDir output/trai
 does; `--rerun N` continues run N (an interrupted training resumes from its `_resume.pt`).
 """
 from osdkit.training import cpuSettings  # noqa: F401  isort: skip  (first: OpenMP's waiting before torch loads)
+from osdkit.cli import startup  # noqa: F401  isort: skip  (before the libraries: Ctrl-C while they load exits quietly)
 
 from osdkit.cli import cliUtils
 from osdkit.io import fileUtils

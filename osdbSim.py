@@ -3,6 +3,7 @@
     python osdbSim.py OUT.json [--users N] [--seizures N] [--nda N] [--false-alarms N] [--seed N] [--plot PNG]
     python osdbSim.py --check-real REAL_OSDB.json   # simulated convulsions vs a real seizure (a check only)
 """
+from osdkit.cli import startup  # noqa: F401  isort: skip  (before the libraries: Ctrl-C while they load exits quietly)
 import argparse
 import json
 import time

@@ -9,6 +9,7 @@ on x86 already gets one line naming it and "refused" in the report, and the othe
 checked; a broken environment or one past --timeout (default $OSD_PHONE_CHECK_TIMEOUT or 1800 s) is
 exit 1 with one line naming it.
 """
+from osdkit.cli import startup  # noqa: F401  isort: skip  (before the libraries: Ctrl-C while they load exits quietly)
 import json
 import sys
 

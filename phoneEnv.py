@@ -2,6 +2,7 @@
 
     python phoneEnv.py [--cache DIR]        # default ~/.cache/osd-phone-check, or $OSD_PHONE_CHECK_CACHE
 """
+from osdkit.cli import startup  # noqa: F401  isort: skip  (before the libraries: Ctrl-C while they load exits quietly)
 from osdkit.cli import cliUtils
 from osdkit.phone.phoneEnv import CACHE_VARIABLE, DEFAULT_CACHE, build
 

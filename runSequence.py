@@ -18,6 +18,7 @@ runSummary.write_summary over the folds and modelCard.write_model_card per fold.
 nestedKfold.
 """
 from osdkit.training import cpuSettings  # noqa: F401  isort: skip  (first: sets OpenMP's waiting before torch loads)
+from osdkit.cli import startup  # noqa: F401  isort: skip  (before the libraries: Ctrl-C while they load exits quietly)
 import json
 import logging
 import sys

@@ -333,6 +333,34 @@ def test_ctrl_c_stops_the_worker_pool(inputs, out):
     _assert_interrupted(res, signal.SIGINT, out, before)
 
 
+def test_ctrl_c_while_torch_loads_is_one_line(inputs, out):
+    """Ctrl-C in the seconds torch takes to load (before run_cli's handlers): exit 130 and one line, not
+    Python's traceback through the import machinery (osdkit.cli.startup)."""
+    before = listing(out)
+    proc = subprocess.Popen([sys.executable, str(ROOT / PT2PTE), inputs / "good.pt", "-o", out / "t.pte"],
+                            cwd=ROOT, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    deadline = time.monotonic() + 60
+    while proc.poll() is None and "libtorch" not in Path(f"/proc/{proc.pid}/maps").read_text():
+        assert time.monotonic() < deadline, "torch never started loading"
+        time.sleep(0.01)
+    os.killpg(proc.pid, signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=120)
+    line = assert_clean_failure(subprocess.CompletedProcess([], proc.returncode, stdout, stderr),
+                                "interrupted by SIGINT", code=130)
+    assert "Traceback" not in stderr, line
+    assert listing(out) == before
+
+
+def test_importing_a_script_leaves_ctrl_c_alone():
+    """Only a script run as the program takes Ctrl-C over while loading; importing one (tests, library
+    users) keeps Python's handler."""
+    res = subprocess.run([sys.executable, "-c", "import signal, convertPt2Pte; "
+                          "print(signal.getsignal(signal.SIGINT) is signal.default_int_handler)"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert res.stdout.strip() == "True", res.stderr[-2000:]
+
+
 def test_atomic_output_removes_temp_file_on_interrupt(tmp_path):
     target = tmp_path / "m.pte"
     target.write_bytes(b"earlier")
