@@ -1,5 +1,6 @@
 """Export core: .pt -> .pte, .pt -> .ptl -> .pte, checkpoint layouts, verification, atomic output."""
 import json
+import re
 
 import numpy as np
 import pytest
@@ -110,6 +111,22 @@ def test_failed_verification_leaves_no_file_and_keeps_old_one(tmp_path, monkeypa
     assert f"{out}: verification failed" in err and ".unchecked" not in err  # the file asked for, not the staged one
     assert out.read_bytes() == b"previous verified model"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.pt", "m.pte"]
+
+
+def test_a_pte_that_cannot_run_the_windows_is_named(tmp_path, capsys):
+    """The runtime's own error ('method->set_inputs() ... failed', e.g. 750-sample windows for a
+    375-input .pte) names the .pte asked for, never the atomic temp file it was staged in."""
+    src, pte = tmp_path / "m.pt", tmp_path / "m.pte"
+    make_checkpoint(src)
+    assert convertPt2Pte.main([str(src), "-o", str(pte), "--backend", "portable", "-q"]) == 0
+    wrong = torch.zeros(2, 1, 375)
+    with pytest.raises(exportCore.ExportError, match=rf"^{re.escape(str(pte))}: .*cannot run it on windows of \(1, 375\)"):
+        exportCore.run_pte(str(pte), wrong)
+    target = tmp_path / "again.pte"
+    with pytest.raises(exportCore.ExportError) as err:
+        exportCore.write_verified_pte(pte.read_bytes(), target, wrong, np.zeros((2, 2)))
+    assert str(err.value).startswith(f"{target}: ") and ".tmp" not in str(err.value)
+    assert not target.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["m.json", "m.pt", "m.pte"]
 
 
 def test_needs_pickle_is_refused_with_flag_name(tmp_path):

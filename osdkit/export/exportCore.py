@@ -278,12 +278,19 @@ def load_app_pte(path, example_windows):
     return method, int(sizes[2])
 
 
-def run_pte(path_or_bytes, inputs, batch=1):
-    """Run a .pte on `inputs` in chunks of its static batch (1 for the app); outputs as numpy."""
-    method = load_pte_method(path_or_bytes)
+def run_pte(path_or_bytes, inputs, batch=1, name=None):
+    """Run a .pte on `inputs` in chunks of its static batch (1 for the app); outputs as numpy.
+    ExportError naming `name` (default: the path) when the runtime cannot load or run it."""
+    name = name or (path_or_bytes if isinstance(path_or_bytes, (str, Path)) else "the program")
     inputs = torch.as_tensor(np.ascontiguousarray(inputs))
-    return np.concatenate([method.execute([inputs[i:i + batch]])[0].numpy()
-                           for i in range(0, len(inputs), batch)])
+    try:
+        method = load_pte_method(path_or_bytes)
+        with tempfile.TemporaryFile("w+") as log, native_stderr_to(log), contextlib.redirect_stderr(log):
+            return np.concatenate([method.execute([inputs[i:i + batch]])[0].numpy()
+                                   for i in range(0, len(inputs), batch)])
+    except Exception as err:
+        raise ExportError(f"{name}: {err}" if isinstance(err, ExportError) else f"{name}: the ExecuTorch runtime "
+                          f"cannot run it on windows of {tuple(inputs.shape[1:])} ({first_line(err)})") from None
 
 
 def eager_outputs(module, inputs, batch=1):
@@ -333,7 +340,7 @@ def write_verified_pte(buffer, path, inputs, reference, batch=1, quantized=False
     """Write `buffer` to a temp file, run that file, and rename it to `path` only if it matches."""
     with atomic_output(path) as tmp:
         tmp.write_bytes(buffer)
-        parity = compare_outputs(reference, run_pte(str(tmp), inputs, batch), quantized)
+        parity = compare_outputs(reference, run_pte(str(tmp), inputs, batch, name=path), quantized)
         if not parity["ok"]:
             raise VerificationError(f"{path}: verification failed, {parity_text(parity)}; no file written")
     return parity
