@@ -253,15 +253,6 @@ def prepare_split(run, split, source, folder=None):
     return _summarize(data, {"train": train, "val": val, "test": test}, folder, start)
 
 
-def with_test_events(run, data, test_events, folder=None):
-    """`data` with another test split (the outer fold of a nested k-fold), summarized in `folder`."""
-    start = time.perf_counter()
-    tested = PreparedData(data.train, data.val, make_windows(run, test_events), data.train_events,
-                          data.val_events, test_events, dict(data.summary))
-    events = {"train": data.train_events, "val": data.val_events, "test": test_events}
-    return _summarize(tested, events, folder, start)
-
-
 def _summarize(data, events, folder, start):
     """Check that each split holds both classes; fill data.summary and write it to `folder`."""
     windows = {"train": data.train, "val": data.val, "test": data.test}
