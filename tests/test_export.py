@@ -113,14 +113,15 @@ def test_failed_verification_leaves_no_file_and_keeps_old_one(tmp_path, monkeypa
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.pt", "m.pte"]
 
 
-def test_a_pte_that_cannot_run_the_windows_is_named(tmp_path, capsys):
-    """The runtime's own error ('method->set_inputs() ... failed', e.g. 750-sample windows for a
-    375-input .pte) names the .pte asked for, never the atomic temp file it was staged in."""
+def test_a_pte_that_cannot_run_the_windows_is_named(tmp_path):
+    """The runtime's error on windows of another size than the program's input ('method->set_inputs()
+    ... failed') names the .pte asked for, never the atomic temp file it was staged in."""
     src, pte = tmp_path / "m.pt", tmp_path / "m.pte"
     make_checkpoint(src)
     assert convertPt2Pte.main([str(src), "-o", str(pte), "--backend", "portable", "-q"]) == 0
     wrong = torch.zeros(2, 1, 375)
-    with pytest.raises(exportCore.ExportError, match=rf"^{re.escape(str(pte))}: .*cannot run it on windows of \(1, 375\)"):
+    named = rf"^{re.escape(str(pte))}: .*cannot run it on windows of \(1, 375\)"
+    with pytest.raises(exportCore.ExportError, match=named):
         exportCore.run_pte(str(pte), wrong)
     target = tmp_path / "again.pte"
     with pytest.raises(exportCore.ExportError) as err:
