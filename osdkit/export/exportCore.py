@@ -270,14 +270,14 @@ def load_app_pte(path, example_windows):
         raise ExportError(f"{path}: returns {meta.num_outputs()} outputs; the app reads one tensor of 2 logits")
     windows = torch.as_tensor(np.ascontiguousarray(example_windows(sizes)[:4], dtype=np.float32))
     try:
-        outputs = _execute(method, windows, 1)
+        outputs = execute_method(method, windows, 1)
     except Exception as err:
         raise ExportError(f"{path}: the ExecuTorch runtime cannot run it ({first_line(err)})") from None
     check_logits(outputs, path)
     return method, int(sizes[2])
 
 
-def _execute(method, inputs, batch):
+def execute_method(method, inputs, batch):
     """`method`'s outputs on `inputs` in chunks of `batch`, the runtime's log kept off the terminal."""
     with tempfile.TemporaryFile("w+") as log, native_stderr_to(log), contextlib.redirect_stderr(log):
         return np.concatenate([method.execute([inputs[i:i + batch]])[0].numpy() for i in range(0, len(inputs), batch)])
@@ -289,7 +289,7 @@ def run_pte(path_or_bytes, inputs, batch=1, name=None):
     name = name or (path_or_bytes if isinstance(path_or_bytes, (str, Path)) else "the program")
     inputs = torch.as_tensor(np.ascontiguousarray(inputs))
     try:
-        return _execute(load_pte_method(path_or_bytes), inputs, batch)
+        return execute_method(load_pte_method(path_or_bytes), inputs, batch)
     except Exception as err:
         raise ExportError(f"{name}: {err}" if isinstance(err, ExportError) else f"{name}: the ExecuTorch runtime "
                           f"cannot run it on windows of {tuple(inputs.shape[1:])} ({first_line(err)})") from None

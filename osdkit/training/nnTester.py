@@ -40,7 +40,7 @@ def pte_predict_fn(path):
 
     def predict(batch):
         batch = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32))
-        return p_seizure(np.concatenate([method.execute([batch[i:i + 1]])[0].numpy() for i in range(len(batch))]))
+        return p_seizure(exportCore.execute_method(method, batch, 1))
     return predict
 
 
