@@ -10,7 +10,7 @@ The OSD app itself now runs only .pte files; .ptl is kept for older tools.
 """
 from osdkit.cli import startup  # noqa: F401  isort: skip  (before the libraries: Ctrl-C while they load exits quietly)
 from osdkit.cli import batchConvert, cliUtils
-from osdkit.export import exportCore
+from osdkit.export import exportCore, ptlExport
 from osdkit.model import checkpoints
 from osdkit.sim import osdbSim
 
@@ -31,7 +31,7 @@ def get_args_parser():
 def convert_one(src, dst, opts):
     model, shape, _ = checkpoints.model_from_checkpoint(
         src, opts.input_shape, opts.num_classes, opts.allow_pickle, opts.input_norm)
-    report = exportCore.export_ptl(model, shape, dst, inputs=osdbSim.reference_windows(shape),
+    report = ptlExport.export_ptl(model, shape, dst, inputs=osdbSim.reference_windows(shape),
                                    num_classes=opts.num_classes)
     report["summary"] = f"verified, {exportCore.parity_text(report['parity'])}, {report['mobile']}"
     return report

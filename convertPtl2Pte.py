@@ -10,7 +10,7 @@ Either way the .pte is compared with that module on realistic windows before it 
 """
 from osdkit.cli import startup  # noqa: F401  isort: skip  (before the libraries: Ctrl-C while they load exits quietly)
 from osdkit.cli import batchConvert, cliUtils, pteConverter
-from osdkit.export import exportCore, legacyPtl
+from osdkit.export import exportCore, legacyPtl, ptlExport
 from osdkit.model import checkpoints
 
 
@@ -54,7 +54,7 @@ def load_ptl(path, input_shape=None):
     if legacy:
         stored, kind = module.input_shape, "legacy mobile-optimised"
     else:
-        module, stored = exportCore.load_torchscript(path)
+        module, stored = ptlExport.load_torchscript(path)
         kind = "TorchScript"
     shape = tuple(input_shape or stored or (1, 1, checkpoints.DEFAULT_LENGTH))
     check_input_shape(module, shape, path, from_flag=bool(input_shape))

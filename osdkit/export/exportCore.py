@@ -1,4 +1,5 @@
-"""The export core: checkpoint -> eager model -> .ptl (TorchScript) / .pte (ExecuTorch), each verified.
+"""The export core: eager model -> verified .pte (ExecuTorch), and the checks every export shares
+(input files, logits, parity); the .ptl path is ptlExport.
 
 Read top to bottom this is the whole `.pt` -> `.pte` path after checkpoints.model_from_checkpoint:
 export_program (torch.export) -> [quantizeInt8.quantize_int8]
@@ -8,7 +9,6 @@ Every failure is an ExportError whose message is one line; cliUtils.run_cli prin
 """
 import contextlib
 import importlib.util
-import json
 import logging
 import os
 import sys
@@ -26,7 +26,6 @@ from osdkit.io.fileUtils import atomic_output
 
 PARITY_TOLERANCE = 1e-4
 INT8_MAX_PROB_DIFF = 0.15  # |dp(seizure)| bound for int8; a window the model decides by more keeps its class
-PTL_SHAPE_FILE = "osd_input_shape.json"  # extra file in our .ptl archives: the traced input shape
 
 
 # Framework chatter that is not about the user's model (missing CUDA kernels, deprecations).
@@ -127,55 +126,6 @@ def short_error(err, limit=160):
     text = str(err).split("WeightsUnpickler error:", 1)[-1]  # after torch.load's advice
     text = first_line(text or err).split(" This is an internal miniz error")[0]
     return text if len(text) <= limit else text[:limit - 3] + "..."
-
-
-# ---------------------------------------------------------------- TorchScript (.ptl)
-def trace(model, example):
-    """torch.jit.trace, quiet about the shape checks in forward (the trace is for this shape)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", torch.jit.TracerWarning)
-        return torch.jit.trace(model.eval(), example)
-
-
-def optimize_for_mobile(scripted):
-    """Return (module, note): mobile-optimised when this torch has XNNPACK, else unchanged + why."""
-    from torch.utils.mobile_optimizer import optimize_for_mobile as optimize
-    try:
-        return optimize(scripted), "mobile-optimised"
-    except RuntimeError as err:
-        if "XNNPACK" in str(err):
-            return scripted, "not mobile-optimised: this PyTorch build has no XNNPACK"
-        return scripted, f"not mobile-optimised: {first_line(err)[:120]}"
-
-
-def load_torchscript(path):
-    """Load a TorchScript .ptl; return (module, stored input shape or None); ExportError if broken."""
-    path = check_file(path)
-    problem = archive_problem(path)
-    if problem:
-        raise ExportError(f"{path}: {problem}")
-    if not (zipfile.is_zipfile(path) and is_torchscript_archive(path)):
-        raise ExportError(f"{path}: is a PyTorch checkpoint (.pt), not a TorchScript model: "
-                          "use convertPt2Pte.py")
-    extra = {PTL_SHAPE_FILE: ""}
-    try:
-        module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra).eval()
-        shape = tuple(json.loads(extra[PTL_SHAPE_FILE])) if extra[PTL_SHAPE_FILE] else None
-        if shape and not (len(shape) in (2, 3) and all(isinstance(v, int) and v > 0 for v in shape)):
-            raise ValueError(f"stored input shape {list(shape)} is malformed")
-        return module, shape
-    except Exception as err:
-        text = str(err)
-        if "xnnpack" in text.lower() or "OpContext" in text:
-            raise ExportError(f"{path}: legacy mobile-optimised file (prepacked XNNPACK ops) that this "
-                              "PyTorch cannot load") from None
-        raise ExportError(f"{path}: not a loadable TorchScript model ({short_error(err)})") from None
-
-
-def run_ptl(path, inputs, batch=1):
-    """Run a saved .ptl with the lite interpreter (what PyTorch Mobile ran)."""
-    from torch.jit.mobile import _load_for_lite_interpreter
-    return eager_outputs(_load_for_lite_interpreter(str(path)), inputs, batch)
 
 
 # ---------------------------------------------------------------- torch.export and ExecuTorch (.pte)
@@ -338,13 +288,15 @@ def app_contract_notes(input_shape, reference):
 
 
 # ---------------------------------------------------------------- verified writing
-def write_verified_pte(buffer, path, inputs, reference, batch=1, quantized=False):
-    """Write `buffer` to a temp file, run that file, and rename it to `path` only if it matches."""
+def write_verified_pte(buffer, path, inputs, reference, batch=1, quantized=False, name=None):
+    """Write `buffer` to a temp file, run that file, and rename it to `path` only if it matches; errors
+    name `name` (default: `path`)."""
+    name = name or path
     with atomic_output(path) as tmp:
         tmp.write_bytes(buffer)
-        parity = compare_outputs(reference, run_pte(str(tmp), inputs, batch, name=path), quantized)
+        parity = compare_outputs(reference, run_pte(str(tmp), inputs, batch, name=name), quantized)
         if not parity["ok"]:
-            raise VerificationError(f"{path}: verification failed, {parity_text(parity)}; no file written")
+            raise VerificationError(f"{name}: verification failed, {parity_text(parity)}; no file written")
     return parity
 
 
@@ -368,10 +320,11 @@ def as_inputs(windows, input_shape):
 
 
 def export_pte(module, input_shape, path, backend="xnnpack", quantize=None, calibration=None, *, inputs,
-               num_classes=None):
+               num_classes=None, name=None):
     """The whole eager -> verified .pte path, checked on `inputs` (realistic windows, e.g.
     osdbSim.reference_windows); returns a report dict (parity, size, notes). The model must give
-    finite logits, two of them unless `num_classes` (--num-classes) says otherwise."""
+    finite logits, two of them unless `num_classes` (--num-classes) says otherwise. `name` is the file
+    the user knows (errors and the report's "path" say it; default `path`)."""
     inputs = as_inputs(inputs, input_shape)
     batch = input_shape[0]
     example = inputs[:batch].contiguous()
@@ -387,27 +340,11 @@ def export_pte(module, input_shape, path, backend="xnnpack", quantize=None, cali
     elif quantize not in (None, "none"):
         raise ExportError(f"unknown --quantize {quantize!r} (use int8)")
     buffer = lower(export_program(exported_from, example), backend)
-    parity = write_verified_pte(buffer, path, inputs, reference, batch, quantized=quantize == "int8")
-    return {"path": str(path), "backend": backend, "quantize": quantize or "none",
+    parity = write_verified_pte(buffer, path, inputs, reference, batch, quantized=quantize == "int8", name=name)
+    return {"path": str(name or path), "backend": backend, "quantize": quantize or "none",
             "input_shape": list(input_shape), "num_classes": int(reference.shape[1]),
             "parity": parity, "size_bytes": Path(path).stat().st_size,
             "notes": app_contract_notes(input_shape, reference)}
-
-
-def export_ptl(module, input_shape, path, *, inputs, num_classes=None):
-    """Trace, mobile-optimise where possible, save for the lite interpreter, verify on `inputs`, rename."""
-    inputs, batch = as_inputs(inputs, input_shape), input_shape[0]
-    reference = eager_outputs(module, inputs, batch)
-    check_logits(reference, None, num_classes or 2)
-    scripted, note = optimize_for_mobile(trace(module, inputs[:batch].contiguous()))
-    with atomic_output(path) as tmp:
-        scripted._save_for_lite_interpreter(str(tmp), _extra_files={
-            PTL_SHAPE_FILE: json.dumps(list(input_shape))})
-        parity = compare_outputs(reference, run_ptl(tmp, inputs, batch))
-        if not parity["ok"]:
-            raise VerificationError(f"{path}: verification failed, {parity_text(parity)}; no file written")
-    return {"path": str(path), "parity": parity, "mobile": note, "input_shape": list(input_shape),
-            "size_bytes": Path(path).stat().st_size, "notes": app_contract_notes(input_shape, reference)}
 
 
 def first_line(err):

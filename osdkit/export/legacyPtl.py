@@ -31,7 +31,7 @@ _STORAGE_DTYPES = {
     "ShortStorage": torch.int16, "CharStorage": torch.int8, "ByteStorage": torch.uint8,
     "BoolStorage": torch.bool,
 }
-SHAPE_EXTRA_FILE = "extra/osd_input_shape.json"  # exportCore.PTL_SHAPE_FILE, as torch.jit.save stores it
+SHAPE_EXTRA_FILE = "extra/osd_input_shape.json"  # ptlExport.PTL_SHAPE_FILE, as torch.jit.save stores it
 _LIST_BUILDERS = {"build_intlist", "build_doublelist", "build_boollist", "build_tensorlist",
                   "build_genericlist"}
 

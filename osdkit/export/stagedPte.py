@@ -24,13 +24,9 @@ def staged_path(dst):
 
 
 def export_staged_pte(module, input_shape, dst, *args, **kwargs):
-    """exportCore.export_pte into staged_path(dst); an error names `dst`, the file the user asked for,
-    not the hidden staged file."""
-    staged = staged_path(dst)
-    try:
-        return exportCore.export_pte(module, input_shape, staged, *args, **kwargs)
-    except ExportError as err:
-        raise type(err)(str(err).replace(str(staged), str(dst))) from None
+    """exportCore.export_pte into staged_path(dst); errors and the report name `dst`, the file the user
+    asked for, not the hidden staged file."""
+    return exportCore.export_pte(module, input_shape, staged_path(dst), *args, name=dst, **kwargs)
 
 
 def phone_check_wanted(no_phone_check=False, cache=None):

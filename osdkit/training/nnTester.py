@@ -13,7 +13,7 @@ import torch
 
 from osdkit.app import appEvaluation
 from osdkit.data import windowing
-from osdkit.export import exportCore
+from osdkit.export import exportCore, ptlExport
 from osdkit.io import fileUtils
 from osdkit.reports import plots, realDataReport
 
@@ -121,7 +121,7 @@ def ptl_pte_parity(trained, windows):
         pte_out = exportCore.run_pte(str(pte), x)
         out["pte_vs_pt_max_abs_logit_diff"] = float(np.abs(pte_out - exportCore.eager_outputs(trained.model, x)).max())
         if ptl.exists():
-            out["ptl_vs_pte_max_abs_logit_diff"] = float(np.abs(exportCore.run_ptl(ptl, x) - pte_out).max())
+            out["ptl_vs_pte_max_abs_logit_diff"] = float(np.abs(ptlExport.run_ptl(ptl, x) - pte_out).max())
     return out
 
 

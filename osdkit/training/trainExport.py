@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from osdkit.export import exportCore, stagedPte
+from osdkit.export import exportCore, ptlExport, stagedPte
 from osdkit.io import fileUtils
 from osdkit.phone import phoneCheck
 from osdkit.sim import osdbSim
@@ -69,7 +69,6 @@ def export_ptes(run, trained, train_windows, alarm, targets):
                     raise
                 reports[kind] = refuse_int8(dst, err)
                 continue
-            reports[kind]["path"] = str(dst)
             print(f"{dst}: verified, {exportCore.parity_text(reports[kind]['parity'])}")
         staged = {kind: dst for kind, dst in targets.items() if "refused" not in reports[kind]}
         wanted, reason = stagedPte.phone_check_wanted()
@@ -92,7 +91,7 @@ def export_trained(run, trained, train_windows, alarm):
     cfg, best_path = run.model, Path(trained.best_path)
     reports = {}
     if "ptl" in cfg.exportFormats:
-        reports["ptl"] = exportCore.export_ptl(trained.model, trained.input_shape, best_path.with_suffix(".ptl"),
+        reports["ptl"] = ptlExport.export_ptl(trained.model, trained.input_shape, best_path.with_suffix(".ptl"),
                                                inputs=osdbSim.reference_windows(trained.input_shape))
         print(f"{reports['ptl']['path']}: verified, {exportCore.parity_text(reports['ptl']['parity'])}, "
               f"{reports['ptl']['mobile']}")
