@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from osdkit.export import exportCore
+from osdkit.export import exportCore, stagedPte
 from osdkit.io import fileUtils
 from osdkit.model import checkpoints, deepEpiCnn
 from osdkit.sim import osdbSim
@@ -111,6 +111,16 @@ def test_failed_verification_leaves_no_file_and_keeps_old_one(tmp_path, monkeypa
     assert f"{out}: verification failed" in err and ".unchecked" not in err  # the file asked for, not the staged one
     assert out.read_bytes() == b"previous verified model"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.pt", "m.pte"]
+
+
+def test_a_staged_export_reports_the_file_asked_for(tmp_path):
+    """export_staged_pte writes the hidden staged file, and its report names the target (not yet written)."""
+    src, dst = tmp_path / "m.pt", tmp_path / "m.pte"
+    make_checkpoint(src)
+    model, shape, _ = checkpoints.model_from_checkpoint(src)
+    report = stagedPte.export_staged_pte(model, shape, dst, "portable", inputs=osdbSim.reference_windows(shape))
+    assert report["path"] == str(dst) and report["size_bytes"] == stagedPte.staged_path(dst).stat().st_size
+    assert not dst.exists()
 
 
 def test_a_pte_that_cannot_run_the_windows_is_named(tmp_path):
