@@ -132,3 +132,19 @@ def test_wisdm_report_leaves_out_the_people_trained_on(tmp_path):
     lines = realDataReport.format_recordings("wisdm_watch", res)
     assert lines[0].startswith("real wisdm_watch (1 held-out people") and any("Jogging" in line for line in lines)
     json.dumps({k: v for k, v in res.items() if k != "skipped"})
+
+
+def test_wisdm_report_names_the_people_the_alarms_come_from(tmp_path):
+    """The model's ALARM episodes per held-out person: a few people's recordings, or everyone's?"""
+    _write_wisdm(tmp_path / "data_1601_accel_watch.txt", 1601, "ABD", n=800)
+    (tmp_path / "data_1602_accel_watch.txt").write_text("1602,A,0,0,9.80665;\n" * 2400)  # a still watch
+
+    def moving(windows):  # p = 1 where the magnitude varies: 1601's three recordings, none of 1602's
+        return (np.asarray(windows).reshape(len(windows), -1).std(axis=1) > 0.05).astype(float)
+    res = realDataReport.evaluate_wisdm(moving, tmp_path, 0.5, 0.0, window_samples=375)
+    assert {person: row["ml"] for person, row in res["app_episodes_by_person"].items()} == {
+        "wisdm-1601": 3, "wisdm-1602": 0}
+    lines = realDataReport.format_recordings("wisdm_watch", res)
+    assert lines[-1].startswith("  the model's ALARM episodes come from 1 of 2 people (ML / OSD / combined): "
+                                "wisdm-1601 3 / ")
+    assert not any("wisdm-1602" in line for line in lines)

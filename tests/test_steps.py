@@ -102,13 +102,16 @@ def test_model_card_lists_the_measured_weak_points():
                 "Walking": {"ml": {"alarm_episodes_per_hour": 0.0}, "osd": {"alarm_episodes_per_hour": 2.0}}}
     real = {"event_1": {"sub_type": "Tonic-Clonic", "event_id": 1,
                         "app": {"ml": {"latency_s": 80.0}, "osd": {"latency_s": 50.0}}},
-            "wisdm_watch": {"app_hours": 2.0, "app_episodes_by_activity": episodes}}
+            "wisdm_watch": {"app_hours": 2.0, "app_episodes_by_activity": episodes,
+                            "app_episodes_by_person": {"wisdm-1603": {"ml": 8}, "wisdm-1606": {"ml": 0}}}}
     fold = SimpleNamespace(results={"pte": {"convulsion_15_30s": conv}, "parity": {}}, real=real,
                            data_summary={"provenance": "OSDB and simulated"})
     limits = modelCard._limits(fold)
     assert "pte: only 7 of 10 test convulsions of 15-30 s reach ALARM before they end (the target is 80 %)." in limits
     assert "wisdm_watch: 2.00 h of held-out recordings, so one ALARM episode is 0.5 per hour" in limits
     assert "wisdm_watch: the model raises more ALARM episodes per hour than the OSD algorithm on Jogging." in limits
+    assert ("wisdm_watch: the model's ALARM episodes come from 1 of 2 held-out people (wisdm-1603: 8); other people's "
+            "recordings may bring more.") in limits
     assert any(line.startswith("The real Tonic-Clonic event 1: the model reaches ALARM 80 s after onset, the OSD "
                                "algorithm 50 s") for line in limits)
     real["event_1"]["app"]["ml"]["latency_s"] = 40.0

@@ -144,6 +144,12 @@ def _limits(fold):
             if worse:
                 out.append(f"{key}: the model raises more ALARM episodes per hour than the OSD algorithm on "
                            f"{', '.join(worse)}.")
+            people = res["app_episodes_by_person"]
+            alarmed = {person: row["ml"] for person, row in people.items() if row["ml"]}
+            if alarmed:
+                out.append(f"{key}: the model's ALARM episodes come from {len(alarmed)} of {len(people)} held-out "
+                           f"people ({', '.join(f'{person}: {n}' for person, n in alarmed.items())}); other "
+                           "people's recordings may bring more.")
             continue
         ml, osd = res["app"].get("ml", {}), res["app"].get("osd", {})
         if ml.get("latency_s") is None or (osd.get("latency_s") is not None and ml["latency_s"] > osd["latency_s"]):

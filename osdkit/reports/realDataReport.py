@@ -80,7 +80,8 @@ def evaluate_recordings(predict_fn, to_events, recordings, threshold=0.5, gate_p
     alarm_episodes_per_hour and alarm_episodes_per_day (over app_hours), recordings_with_alarm},
     app_recordings and app_hours (the recordings with a window, all their datapoints), app_by_activity
     {activity: {column: window_end_alarm_fraction}}, app_episodes_by_activity {activity: {hours, column:
-    {alarm_episodes, alarm_episodes_per_hour}}}; threshold, gate_pct, window_samples."""
+    {alarm_episodes, alarm_episodes_per_hour}}}, app_episodes_by_person {person (the events' user_id):
+    {column: alarm_episodes}}; threshold, gate_pct, window_samples."""
     events = to_events([r for r in recordings if len(r[2]) >= window_samples])
     windowset = make_windows(events, window_samples, SAMPLES_PER_DP)
     p, moving = gated_predictions(predict_fn, windowset.batch(np.arange(len(windowset))), gate_pct, batch_size)
@@ -96,6 +97,8 @@ def evaluate_recordings(predict_fn, to_events, recordings, threshold=0.5, gate_p
     app_seconds = len(timeline.time) * DATAPOINT_S
     window_dp = appEvaluation.window_datapoints(timeline, windowset)
     dp_activity = np.array([events[i].sub_type for i in timeline.event], dtype=object)
+    dp_person = np.array([str(events[i].user_id) for i in timeline.event], dtype=object)
+    by_person = {person: {} for person in sorted(set(dp_person.tolist()))}
     app, app_by_activity = {}, {}
     app_episodes = {name: {"hours": float(np.sum(dp_activity == name)) * DATAPOINT_S / 3600.0} for name in activities}
     for column in APP_COLUMNS:
@@ -110,6 +113,8 @@ def evaluate_recordings(predict_fn, to_events, recordings, threshold=0.5, gate_p
                        "alarm_episodes": n_episodes, "alarm_episodes_per_day": per_day,
                        "alarm_episodes_per_hour": per_day / 24 if per_day is not None else None,
                        "recordings_with_alarm": len(set(timeline.event[in_alarm].tolist()))}
+        for person, row in by_person.items():
+            row[column] = int(starts[dp_person == person].sum())
         for name in activities:
             in_activity = activity == name
             app_by_activity.setdefault(name, {})[column] = \
@@ -140,6 +145,7 @@ def evaluate_recordings(predict_fn, to_events, recordings, threshold=0.5, gate_p
             "false_alarms_per_day": per_day,
             "by_activity": by_activity, "app": app, "app_hours": app_seconds / 3600.0,
             "app_by_activity": app_by_activity, "app_episodes_by_activity": app_episodes,
+            "app_episodes_by_person": by_person,
             "app_recordings": len(events),
             "threshold": float(threshold), "gate_pct": float(gate_pct), "window_samples": int(window_samples)}
 
@@ -235,8 +241,9 @@ def _per_hour(value):
 
 
 def format_recordings(name, res):
-    """Text lines of one evaluate_recordings result: per column the app's ALARM figures, then ALARM
-    episodes per hour per activity (ML / OSD / combined)."""
+    """Text lines of one evaluate_recordings result: per column the app's ALARM figures, ALARM episodes
+    per hour per activity (ML / OSD / combined), and the people the model's episodes come from (a few
+    people's recordings, or everyone's?)."""
     names = {**appEvaluation.COLUMNS, "ml": "ML"}
     lines = [f"real {name} ({res.get('n_people', '?')} held-out people, {res['n_windows']} windows of the "
              f"{res['app_recordings']} recordings of >= {res['window_samples'] / SAMPLE_RATE_HZ:g} s, "
@@ -250,6 +257,12 @@ def format_recordings(name, res):
     for activity, row in res["app_episodes_by_activity"].items():
         cells = " / ".join(_per_hour(row[c]["alarm_episodes_per_hour"]) for c in APP_COLUMNS)
         lines.append(f"    {activity:<16} {row['hours']:5.2f} h: {cells}")
+    by_person = res["app_episodes_by_person"]
+    alarmed = {person: row for person, row in by_person.items() if row["ml"]}
+    if alarmed:
+        cells = ", ".join(f"{person} {' / '.join(str(row[c]) for c in APP_COLUMNS)}" for person, row in alarmed.items())
+        lines.append(f"  the model's ALARM episodes come from {len(alarmed)} of {len(by_person)} people "
+                     f"(ML / OSD / combined): {cells}")
     return lines
 
 
