@@ -8,6 +8,7 @@ import torch
 from osdkit.data.osdbData import SAMPLE_RATE_HZ
 from osdkit.export import exportCore
 from osdkit.io import fileUtils
+from osdkit.reports import realDataReport
 from osdkit.sim import osdbSim
 
 
@@ -144,11 +145,11 @@ def _limits(fold):
             if worse:
                 out.append(f"{key}: the model raises more ALARM episodes per hour than the OSD algorithm on "
                            f"{', '.join(worse)}.")
-            people = res["app_episodes_by_person"]
-            alarmed = {person: row["ml"] for person, row in people.items() if row["ml"]}
+            alarmed = realDataReport.people_the_model_alarms_on(res)
             if alarmed:
-                out.append(f"{key}: the model's ALARM episodes come from {len(alarmed)} of {len(people)} held-out "
-                           f"people ({', '.join(f'{person}: {n}' for person, n in alarmed.items())}); other "
+                counts = ", ".join(f"{person}: {row['ml']}" for person, row in alarmed.items())
+                out.append(f"{key}: the model's ALARM episodes come from {len(alarmed)} of "
+                           f"{len(res['app_episodes_by_person'])} held-out people ({counts}); other "
                            "people's recordings may bring more.")
             continue
         ml, osd = res["app"].get("ml", {}), res["app"].get("osd", {})

@@ -257,13 +257,18 @@ def format_recordings(name, res):
     for activity, row in res["app_episodes_by_activity"].items():
         cells = " / ".join(_per_hour(row[c]["alarm_episodes_per_hour"]) for c in APP_COLUMNS)
         lines.append(f"    {activity:<16} {row['hours']:5.2f} h: {cells}")
-    by_person = res["app_episodes_by_person"]
-    alarmed = {person: row for person, row in by_person.items() if row["ml"]}
+    alarmed = people_the_model_alarms_on(res)
     if alarmed:
         cells = ", ".join(f"{person} {' / '.join(str(row[c]) for c in APP_COLUMNS)}" for person, row in alarmed.items())
-        lines.append(f"  the model's ALARM episodes come from {len(alarmed)} of {len(by_person)} people "
-                     f"(ML / OSD / combined): {cells}")
+        lines.append(f"  the model's ALARM episodes come from {len(alarmed)} of "
+                     f"{len(res['app_episodes_by_person'])} people (ML / OSD / combined): {cells}")
     return lines
+
+
+def people_the_model_alarms_on(res):
+    """{person: ALARM episodes (ml / osd / combined)} of a recordings report, for the people on whose
+    recordings the model alone raises at least one ALARM episode."""
+    return {person: row for person, row in res["app_episodes_by_person"].items() if row["ml"]}
 
 
 def format_real(real):
