@@ -369,3 +369,31 @@ def test_atomic_output_removes_temp_file_on_interrupt(tmp_path):
             raise KeyboardInterrupt
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.pte"]
     assert target.read_bytes() == b"earlier"
+
+
+def test_a_swallowed_ctrl_c_still_discards_the_output(tmp_path, capsys):
+    """A library that catches the KeyboardInterrupt of a Ctrl-C must not let the command finish as if
+    nothing happened: the output is not committed and the exit is still 130 with the one line."""
+    import types
+
+    from conftest import run_main
+    target = tmp_path / "m.pte"
+    target.write_bytes(b"earlier")
+
+    def main(argv):
+        try:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(1)  # the handler runs here and raises
+        except BaseException:  # what a careless library does
+            pass
+        with fileUtils.atomic_output(target) as tmp:
+            tmp.write_bytes(b"new")
+        return 0
+
+    try:
+        code, out, err = run_main(types.SimpleNamespace(main=main), capsys=capsys)
+    finally:
+        fileUtils.STOP_SIGNALS.clear()
+    assert code == 130
+    assert err == "error: interrupted by SIGINT; unfinished outputs discarded\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.pte"] and target.read_bytes() == b"earlier"

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from osdkit.cli.cliUtils import error_line, quiet_libraries
 from osdkit.export.exportCore import ExportError, native_stderr_to
-from osdkit.io.fileUtils import OutputError
+from osdkit.io.fileUtils import STOP_SIGNALS, OutputError
 from osdkit.model.checkpoints import RESUME_SUFFIX
 
 
@@ -119,22 +119,19 @@ def _run_task(task):
     return True, f"{src} -> {dst}: {report['summary']} ({report['seconds']} s)", report
 
 
-_STOPPED = []  # in a pool worker: the SIGTERM that asked it to stop
-
-
 def _worker_task(task):
     """_run_task in a pool worker. After a SIGTERM it runs no more tasks, but the worker lives on
     until the pool's normal shutdown, so multiprocessing's exit handlers run (no leaked semaphores)."""
     try:
-        if not _STOPPED:
+        if not STOP_SIGNALS:
             return _run_task(task)
-    except SystemExit:
+    except (SystemExit, KeyboardInterrupt):  # atomic_output refuses to commit after the SIGTERM
         pass
     return False, f"error: {task[1]}: stopped by SIGTERM; no output written", None
 
 
 def _worker_exit(signum, frame):
-    _STOPPED.append(signum)
+    STOP_SIGNALS.append(signum)
     raise SystemExit(128 + signum)  # unwinds through atomic_output, which removes the temp file
 
 

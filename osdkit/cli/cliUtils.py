@@ -11,7 +11,7 @@ from pathlib import Path
 
 from osdkit.data.osdbData import OsdbFileError
 from osdkit.export.exportCore import ExportError, UsageError, first_line, parse_input_shape
-from osdkit.io.fileUtils import OutputError
+from osdkit.io.fileUtils import STOP_SIGNALS, OutputError
 from osdkit.training.configUtils import ConfigError
 
 NAMES_ITS_FILE = (ExportError, OSError, ConfigError, OsdbFileError, OutputError)  # shown whole: they end with what is wrong
@@ -133,14 +133,11 @@ def _raise_interrupt(signum, frame):
     raise KeyboardInterrupt(f"signal {signum}")
 
 
-_INTERRUPTS = []  # signals received while run_cli runs
-
-
 def _on_signal(signum, frame):
     """SIGINT/SIGTERM: raise KeyboardInterrupt, so `finally` blocks clean up; a second one quits now."""
-    if _INTERRUPTS:
+    if STOP_SIGNALS:
         os._exit(128 + signum)
-    _INTERRUPTS.append(signum)
+    STOP_SIGNALS.append(signum)
     _raise_interrupt(signum, frame)
 
 
@@ -152,8 +149,8 @@ def quiet_libraries():
 
 def _exit_for(err):
     """(exit code, one-line message) for the exception that ended a CLI run."""
-    if _INTERRUPTS or isinstance(err, KeyboardInterrupt):
-        signum = _INTERRUPTS[0] if _INTERRUPTS else signal.SIGINT
+    if STOP_SIGNALS or isinstance(err, KeyboardInterrupt):
+        signum = STOP_SIGNALS[0] if STOP_SIGNALS else signal.SIGINT
         return 128 + signum, f"interrupted by {signal.Signals(signum).name}; unfinished outputs discarded"
     if isinstance(err, (ExportError, ValueError, OSError, OutputError)):
         return (2 if isinstance(err, UsageError) else 1), error_line(err)
@@ -182,6 +179,8 @@ def run_cli(main, argv=None):
     code, message = 0, None
     try:
         code = main(argv)
+        if STOP_SIGNALS:  # a library swallowed the signal's KeyboardInterrupt: still a stop
+            raise KeyboardInterrupt(f"signal {STOP_SIGNALS[0]}")
     except (KeyboardInterrupt, Exception) as err:
         if debug:
             traceback.print_exc()

@@ -14,9 +14,13 @@ class OutputError(Exception):
     """An output path that cannot be written; the message is one line naming it."""
 
 
+STOP_SIGNALS = []  # signals a command received (cliUtils records them); once set, nothing is committed
+
+
 @contextlib.contextmanager
 def atomic_output(path):
-    """Yield a temp path beside `path`; rename it over `path` only if the block succeeds."""
+    """Yield a temp path beside `path`; rename it over `path` only if the block succeeds and no stop
+    signal came meanwhile (a library may swallow the KeyboardInterrupt a signal raises)."""
     path = Path(path)
     if path.parent.exists() and not path.parent.is_dir():
         raise OutputError(f"{path}: output folder {path.parent} is not a folder")
@@ -36,6 +40,8 @@ def atomic_output(path):
     os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 would stay on the renamed file
     try:
         yield Path(tmp)
+        if STOP_SIGNALS:
+            raise KeyboardInterrupt(f"signal {STOP_SIGNALS[0]}")
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
