@@ -241,3 +241,22 @@ def test_manual_work_strokes_and_strikes_and_the_algorithm_flags_some_of_it():
     assert np.median(shares) > 0.5  # mostly the strokes and their harmonics (strikes are broadband)
     assert max(peaks) > 1.5 and min(peaks) > 0.2  # hammer strikes; every stroke moves the watch
     assert 0.05 <= np.mean(flagged) <= 0.5, flagged
+
+
+def test_bouncing_is_a_smooth_slow_rhythm():
+    """Bouncing, patting, waving (a hard negative): a smooth 1.2-3 Hz rhythm of 0.1-0.8 g, the blind spot
+    of the version 8 model (a 2 Hz sine of 0.2 g or more in the magnitude gave p(seizure) near 1)."""
+    assert "Bouncing" in osdbSim.SUB_TYPES["False Alarm"]
+    rates, sds, peaks = [], [], []
+    for i in range(12):
+        rng = np.random.default_rng(200 + i)
+        user = osdbSim.make_user(rng, i)
+        motion = simActivities.bouncing(rng, user, 120 * FS)
+        g = simSensor.magnitude_mg(simSensor.read_sensor(rng, _ideal_sensor(), simSensor.specific_force(*motion))) / 1000
+        sd = np.percentile(g[: len(g) // 125 * 125].reshape(-1, 125).std(axis=1), 90)  # while it moves
+        rates.append(_dominant_hz(g))
+        sds.append(sd)
+        peaks.append(np.percentile(np.abs(g - g.mean()), 99.5) / sd)
+    assert all(1.1 <= r <= 3.2 for r in rates), rates
+    assert 0.03 <= min(sds) and max(sds) <= 1.0 and 0.08 <= np.median(sds) <= 0.6, sds
+    assert max(peaks) < 4, peaks  # smooth: no impacts, unlike clapping or hammering

@@ -340,9 +340,25 @@ def manual_work(rng, user, n):
     return _fidget(rng, add(m, body=body), n)
 
 
+def bouncing(rng, user, n):
+    """Smooth rhythmic hand movement at 1.2-3 Hz in bursts: bouncing or patting a baby, dribbling, waving,
+    beating time (the hand moved up and down, 0.1-0.8 g, or waved about the elbow)."""
+    hz = rng.uniform(1.2, 3.0)
+    m = _held(rng, user, n, (-40, 20), (-30, 60))
+    on = bursts(rng, n, (5, 40), (1, 5))
+    wave, _ = rhythm(rng, n, hz, rng.uniform(0, 0.6), 0.15, 0.05)
+    if rng.random() < 0.6:
+        updown = 1000 * rng.uniform(0.1, 0.8) * user["vigour"] * on * wave
+        m = add(m, world=np.column_stack([np.zeros(n), np.zeros(n), updown]))
+    else:
+        m = turn(m, on * angle_for(rng.uniform(0.1, 0.8) * user["vigour"], hz, user["forearm_m"]) * wave,
+                 user["forearm_m"], ("yaw", "pitch")[rng.integers(2)])
+    return _fidget(rng, m, n)
+
+
 DAILY_LIFE = {"Rest": rest, "Sleep": sleep, "Walking": walking, "Stairs": stairs, "Transitions": transitions,
               "Brushing teeth": brushing_teeth, "Combing hair": combing_hair, "Eating": eating,
               "Drinking": drinking, "Typing": typing, "Phone use": phone_use, "Vehicle": vehicle}
 HARD_NEGATIVES = {"Hand washing": hand_washing, "Clapping": clapping, "Shaking": shaking, "Running": running,
                   "Whisking": whisking, "Rhythmic exercise": rhythmic_exercise, "Ball games": ball_games,
-                  "Power tool": power_tool, "Manual work": manual_work}
+                  "Power tool": power_tool, "Manual work": manual_work, "Bouncing": bouncing}
