@@ -9,11 +9,11 @@ It is meant as a broad distribution rather than one idealised watch. Every user 
 (forearm length, gait, vigour) and seizures (simSeizures: tonic-clonic with falling clonic rate, short
 ones, focal flapping, tonic-only, hypermotor; 0.2-5 g). Events are sequences of activities (simActivities:
 rest, sleep with twitches, walking, stairs, posture transitions, vehicle travel, brushing teeth, combing
-hair, eating, drinking, typing, phone use; hard negatives with rhythmic 2-7 Hz motion). Each activity
-is wrist orientation plus linear acceleration; gravity is turned into the sensor frame, the sensor
-reads it, and rawData is the magnitude of the quantised axes. specPower, roiPower, roiRatio, simpleSpec
-and alarmState come from osdAlgorithm (the OSD algorithm and the app's alarm escalation), computed with
-the user's OSD settings on the written rawData.
+hair, eating, drinking, typing, phone use; hard negatives with rhythmic 1-7 Hz motion, manual work and
+power tools). Each activity is wrist orientation plus linear acceleration; gravity is turned into the
+sensor frame, the sensor reads it, and rawData is the magnitude of the quantised axes. specPower,
+roiPower, roiRatio, simpleSpec and alarmState come from osdAlgorithm (the OSD algorithm and the app's
+alarm escalation), computed with the user's OSD settings on the written rawData.
 """
 import datetime as dt
 import json
