@@ -180,7 +180,7 @@ def run_cli(main, argv=None):
     try:
         code = main(argv)
         if STOP_SIGNALS:  # a library swallowed the signal's KeyboardInterrupt: still a stop
-            raise KeyboardInterrupt(f"signal {STOP_SIGNALS[0]}")
+            _raise_interrupt(STOP_SIGNALS[0], None)
     except (KeyboardInterrupt, Exception) as err:
         if debug:
             traceback.print_exc()
