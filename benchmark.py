@@ -9,7 +9,9 @@ one run on this machine:
 - seconds to convert N distinct checkpoints: N separate convertPt2Pte.py calls vs one batch call;
 - data preparation (read + window) seconds and peak memory for simulated databases of 3 sizes;
 - training windows per second with torch's default threads, on an idle machine and beside one busy
-  process, with passive OpenMP waiting (what cpuSettings.py sets for training) and with active waiting.
+  process, with passive OpenMP waiting (what cpuSettings.py sets for training) and with active waiting;
+- the default run's training step (nnConfig.json's model, batch and input size) and what its
+  totalTrainingSteps come to in minutes, against the default run's 15-minute budget.
 """
 from osdkit.training import cpuSettings  # noqa: F401  isort: skip  (first: sets OpenMP's waiting before torch loads)
 from osdkit.cli import startup  # noqa: F401  isort: skip  (before the libraries: Ctrl-C while they load exits quietly)
@@ -137,6 +139,46 @@ for step in range(12):
 print(json.dumps({"windows_per_s": 10 * 256 / (time.perf_counter() - start), "threads": torch.get_num_threads()}))
 """
 
+DEFAULT_RUN_CHILD = """
+import json, sys, time
+sys.path.insert(0, sys.argv[1])
+from osdkit.training import cpuSettings  # first: OpenMP's waiting before torch loads
+import torch
+from osdkit.sim import osdbSim
+from osdkit.training import configUtils, trainer
+run, _ = configUtils.load_run_config(sys.argv[2])
+cfg = run.model
+model = trainer.build_model(cfg).train()
+opt = trainer.build_optimizer(cfg, model)
+x = torch.from_numpy(osdbSim.example_windows(cfg.batchSize, cfg.sampleFreq * cfg.bufferSeconds))
+y = torch.randint(0, 2, (cfg.batchSize,))
+with trainer.denormals_flushed():
+    for step in range(12):
+        if step == 2:
+            start = time.perf_counter()
+        loss = torch.nn.functional.cross_entropy(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+print(json.dumps({"s_per_step": (time.perf_counter() - start) / 10, "steps": cfg.totalTrainingSteps,
+                  "batch": cfg.batchSize, "input_size": cfg.sampleFreq * cfg.bufferSeconds}))
+"""
+
+
+def default_run_training(config):
+    """The default run's training step (its model, batch and input size from `config`) timed in a fresh
+    process: {"s_per_step", "steps", "batch", "input_size"}."""
+    out = subprocess.run([sys.executable, "-c", DEFAULT_RUN_CHILD, str(ROOT), str(config)], check=True,
+                         capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def default_run_line(t):
+    minutes = t["s_per_step"] * t["steps"] / 60
+    return (f"default run training: {t['steps']} steps of {t['batch']} windows of {t['input_size']} samples, "
+            f"{t['s_per_step']:.3f} s/step = {minutes:.1f} min of training (the whole default run, "
+            "simulation, export, phone check and tests included, must stay under 15 min on 2 cores)")
+
 
 def training_speed(wait_policy, beside_busy):
     """Training windows/s (batch 256, torch's default threads) in a fresh process with OMP_WAIT_POLICY
@@ -217,6 +259,7 @@ def main(argv=None):
         results["conversion"] = batch_conversion(work, 2 if args.quick else 6)
         results["data_preparation"] = data_preparation(work, [10, 20, 40] if args.quick else [100, 200, 400])
     results["training_windows_per_s"] = training_speeds()
+    results["default_run_training"] = default_run_training(ROOT / "nnConfig.json")
     f = results["formats"]
     lines = ["format          ms/window    size KiB", *(
         f"{name:<14} {row['ms']:>10.2f} {row['bytes'] / 1024:>11.0f}" for name, row in f.items()),
@@ -229,7 +272,8 @@ def main(argv=None):
         "(target <= 0.5x)",
         *(f"data prep {r['datapoints']:>7} datapoints -> {r['windows']:>7} windows: read {r['read_s']:.1f} s, "
           f"window {r['window_s']:.2f} s, peak {r['peak_mb']:.0f} MB" for r in results["data_preparation"]),
-        *training_lines(results["training_windows_per_s"])]
+        *training_lines(results["training_windows_per_s"]),
+        default_run_line(results["default_run_training"])]
     print("\n".join(lines))
     results["text"] = lines
     fileUtils.write_json_atomic(out / "benchmark.json", results)

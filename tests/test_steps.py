@@ -161,3 +161,17 @@ def test_training_commands_set_openmp_waiting_before_torch_loads(script):
     first = next(node for node in ast.parse((ROOT / script).read_text()).body
                  if isinstance(node, (ast.Import, ast.ImportFrom)))
     assert [a.name for a in first.names] == ["cpuSettings"]
+
+
+def test_benchmark_times_the_default_runs_own_training_step():
+    """benchmark.py's budget line times nnConfig.json's model, batch and input size, and turns its
+    totalTrainingSteps into minutes."""
+    import benchmark
+    cfg = configUtils.load_run_config(ROOT / "nnConfig.json")[0].model
+    timed = benchmark.default_run_training(ROOT / "nnConfig.json")
+    assert (timed["steps"], timed["batch"], timed["input_size"]) == (
+        cfg.totalTrainingSteps, cfg.batchSize, cfg.sampleFreq * cfg.bufferSeconds)
+    assert timed["s_per_step"] > 0
+    line = benchmark.default_run_line({"s_per_step": 0.6, "steps": 1000, "batch": 256, "input_size": 375})
+    assert line.startswith("default run training: 1000 steps of 256 windows of 375 samples, 0.600 s/step = "
+                           "10.0 min of training")
