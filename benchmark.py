@@ -8,10 +8,10 @@ one run on this machine:
   int8 class agreement with fp32 on held-out simulated windows (never the calibration ones);
 - seconds to convert N distinct checkpoints: N separate convertPt2Pte.py calls vs one batch call;
 - data preparation (read + window) seconds and peak memory for simulated databases of 3 sizes;
-- training windows per second with torch's default threads, on an idle machine and beside one busy
-  process, with passive OpenMP waiting (what cpuSettings.py sets for training) and with active waiting;
-- the default run's training step (nnConfig.json's model, batch and input size) and what its
-  totalTrainingSteps come to in minutes, against the default run's 15-minute budget.
+- training windows per second of the default run's model, batch and input size (nnConfig.json) with
+  torch's default threads, on an idle machine and beside one busy process, with passive OpenMP waiting
+  (what cpuSettings.py sets for training) and with active waiting; and what the default run's
+  totalTrainingSteps come to in minutes at the idle passive speed, against its 15-minute budget.
 """
 from osdkit.training import cpuSettings  # noqa: F401  isort: skip  (first: sets OpenMP's waiting before torch loads)
 from osdkit.cli import startup  # noqa: F401  isort: skip  (before the libraries: Ctrl-C while they load exits quietly)
@@ -34,6 +34,7 @@ from osdkit.sim import osdbSim
 
 ROOT = Path(__file__).resolve().parent
 TRAINED = ROOT / "tests" / "fixtures" / "legacy_deepepicnn.pt"
+DEFAULT_CONFIG = ROOT / "nnConfig.json"  # the default run's config: the model, batch and input size trained
 
 
 def time_per_window(run, x, repeats):
@@ -124,30 +125,9 @@ import json, sys, time
 sys.path.insert(0, sys.argv[1])
 from osdkit.training import cpuSettings  # first: OpenMP's waiting before torch loads
 import torch
-from osdkit.model import deepEpiCnn
-from osdkit.sim import osdbSim
-model = deepEpiCnn.DeepEpiCnn()
-opt = torch.optim.AdamW(model.parameters(), 1e-3)
-x, y = torch.from_numpy(osdbSim.example_windows(256)), torch.randint(0, 2, (256,))
-for step in range(12):
-    if step == 2:
-        start = time.perf_counter()
-    loss = torch.nn.functional.cross_entropy(model(x), y)
-    opt.zero_grad()
-    loss.backward()
-    opt.step()
-print(json.dumps({"windows_per_s": 10 * 256 / (time.perf_counter() - start), "threads": torch.get_num_threads()}))
-"""
-
-DEFAULT_RUN_CHILD = """
-import json, sys, time
-sys.path.insert(0, sys.argv[1])
-from osdkit.training import cpuSettings  # first: OpenMP's waiting before torch loads
-import torch
 from osdkit.sim import osdbSim
 from osdkit.training import configUtils, trainer
-run, _ = configUtils.load_run_config(sys.argv[2])
-cfg = run.model
+cfg = configUtils.load_run_config(sys.argv[2])[0].model
 model = trainer.build_model(cfg).train()
 opt = trainer.build_optimizer(cfg, model)
 x = torch.from_numpy(osdbSim.example_windows(cfg.batchSize, cfg.sampleFreq * cfg.bufferSeconds))
@@ -160,17 +140,11 @@ with trainer.denormals_flushed():
         opt.zero_grad()
         loss.backward()
         opt.step()
-print(json.dumps({"s_per_step": (time.perf_counter() - start) / 10, "steps": cfg.totalTrainingSteps,
-                  "batch": cfg.batchSize, "input_size": cfg.sampleFreq * cfg.bufferSeconds}))
+s_per_step = (time.perf_counter() - start) / 10
+print(json.dumps({"s_per_step": s_per_step, "windows_per_s": cfg.batchSize / s_per_step,
+                  "threads": torch.get_num_threads(), "steps": cfg.totalTrainingSteps, "batch": cfg.batchSize,
+                  "input_size": cfg.sampleFreq * cfg.bufferSeconds}))
 """
-
-
-def default_run_training(config):
-    """The default run's training step (its model, batch and input size from `config`) timed in a fresh
-    process: {"s_per_step", "steps", "batch", "input_size"}."""
-    out = subprocess.run([sys.executable, "-c", DEFAULT_RUN_CHILD, str(ROOT), str(config)], check=True,
-                         capture_output=True, text=True).stdout
-    return json.loads(out.strip().splitlines()[-1])
 
 
 def default_run_line(t):
@@ -180,13 +154,15 @@ def default_run_line(t):
             "simulation, export, phone check and tests included, must stay under 15 min on 2 cores)")
 
 
-def training_speed(wait_policy, beside_busy):
-    """Training windows/s (batch 256, torch's default threads) in a fresh process with OMP_WAIT_POLICY
-    `wait_policy`, alone or beside one process that keeps a core busy."""
+def training_speed(wait_policy, beside_busy, config=DEFAULT_CONFIG):
+    """The training step of `config`'s model, batch and input size (torch's default threads) timed in a
+    fresh process with OMP_WAIT_POLICY `wait_policy`, alone or beside one process that keeps a core busy:
+    {"s_per_step", "windows_per_s", "threads", "steps" (totalTrainingSteps), "batch", "input_size"}."""
     busy = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if beside_busy else None
     try:
-        out = subprocess.run([sys.executable, "-c", TRAIN_CHILD, str(ROOT)], check=True, capture_output=True,
-                             text=True, env=dict(os.environ, OMP_WAIT_POLICY=wait_policy)).stdout
+        out = subprocess.run([sys.executable, "-c", TRAIN_CHILD, str(ROOT), str(config)], check=True,
+                             capture_output=True, text=True,
+                             env=dict(os.environ, OMP_WAIT_POLICY=wait_policy)).stdout
     finally:
         if busy:
             busy.kill()
@@ -195,17 +171,20 @@ def training_speed(wait_policy, beside_busy):
 
 
 def training_speeds():
-    """{policy: {"idle": ..., "beside_busy": ..., "threads": n}} for passive and active OpenMP waiting."""
+    """{policy: {"idle": ..., "beside_busy": ... (windows/s), "threads", "batch", "input_size"}} for passive
+    and active OpenMP waiting."""
     speeds = {}
     for policy in ("PASSIVE", "ACTIVE"):
         idle, busy = training_speed(policy, False), training_speed(policy, True)
         speeds[policy.lower()] = {"idle": idle["windows_per_s"], "beside_busy": busy["windows_per_s"],
-                                  "threads": idle["threads"]}
+                                  "threads": idle["threads"], "batch": idle["batch"],
+                                  "input_size": idle["input_size"]}
     return speeds
 
 
 def training_lines(speeds):
-    return [f"training ({speeds[p]['threads']} threads, batch 256, OpenMP waiting {p}"
+    return [f"training ({speeds[p]['threads']} threads, batch {speeds[p]['batch']} of {speeds[p]['input_size']} "
+            f"samples, OpenMP waiting {p}"
             f"{', the training default' if p == 'passive' else ''}): idle {speeds[p]['idle']:.0f} windows/s, "
             f"beside one busy process {speeds[p]['beside_busy']:.0f} = "
             f"{speeds[p]['beside_busy'] / speeds[p]['idle']:.2f}x (target >= 0.5x)" for p in speeds]
@@ -259,7 +238,7 @@ def main(argv=None):
         results["conversion"] = batch_conversion(work, 2 if args.quick else 6)
         results["data_preparation"] = data_preparation(work, [10, 20, 40] if args.quick else [100, 200, 400])
     results["training_windows_per_s"] = training_speeds()
-    results["default_run_training"] = default_run_training(ROOT / "nnConfig.json")
+    results["default_run_training"] = training_speed("PASSIVE", False)
     f = results["formats"]
     lines = ["format          ms/window    size KiB", *(
         f"{name:<14} {row['ms']:>10.2f} {row['bytes'] / 1024:>11.0f}" for name, row in f.items()),

@@ -168,10 +168,10 @@ def test_benchmark_times_the_default_runs_own_training_step():
     totalTrainingSteps into minutes."""
     import benchmark
     cfg = configUtils.load_run_config(ROOT / "nnConfig.json")[0].model
-    timed = benchmark.default_run_training(ROOT / "nnConfig.json")
+    timed = benchmark.training_speed("PASSIVE", False)
     assert (timed["steps"], timed["batch"], timed["input_size"]) == (
         cfg.totalTrainingSteps, cfg.batchSize, cfg.sampleFreq * cfg.bufferSeconds)
-    assert timed["s_per_step"] > 0
+    assert timed["s_per_step"] > 0 and timed["windows_per_s"] == pytest.approx(cfg.batchSize / timed["s_per_step"])
     line = benchmark.default_run_line({"s_per_step": 0.6, "steps": 1000, "batch": 256, "input_size": 375})
     assert line.startswith("default run training: 1000 steps of 256 windows of 375 samples, 0.600 s/step = "
                            "10.0 min of training")
