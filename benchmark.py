@@ -148,6 +148,7 @@ print(json.dumps({"s_per_step": s_per_step, "windows_per_s": cfg.batchSize / s_p
 
 
 def default_run_line(t):
+    """The default run's training minutes, from `training_speed`'s figures for its config."""
     minutes = t["s_per_step"] * t["steps"] / 60
     return (f"default run training: {t['steps']} steps of {t['batch']} windows of {t['input_size']} samples, "
             f"{t['s_per_step']:.3f} s/step = {minutes:.1f} min of training (the whole default run, "
