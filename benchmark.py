@@ -148,7 +148,7 @@ print(json.dumps({"s_per_step": s_per_step, "windows_per_s": cfg.batchSize / s_p
 
 
 def default_run_line(t):
-    """The default run's training minutes, from `training_speed`'s figures for its config."""
+    """The default run's training minutes, from `training_speed`'s idle figures for its config."""
     minutes = t["s_per_step"] * t["steps"] / 60
     return (f"default run training: {t['steps']} steps of {t['batch']} windows of {t['input_size']} samples, "
             f"{t['s_per_step']:.3f} s/step = {minutes:.1f} min of training (the whole default run, "
@@ -172,14 +172,12 @@ def training_speed(wait_policy, beside_busy, config=DEFAULT_CONFIG):
 
 
 def training_speeds():
-    """{policy: {"idle": ..., "beside_busy": ... (windows/s), "threads", "batch", "input_size"}} for passive
-    and active OpenMP waiting."""
+    """{policy: the idle `training_speed` figures with "idle" and "beside_busy" windows/s} for passive and
+    active OpenMP waiting."""
     speeds = {}
     for policy in ("PASSIVE", "ACTIVE"):
         idle, busy = training_speed(policy, False), training_speed(policy, True)
-        speeds[policy.lower()] = {"idle": idle["windows_per_s"], "beside_busy": busy["windows_per_s"],
-                                  "threads": idle["threads"], "batch": idle["batch"],
-                                  "input_size": idle["input_size"]}
+        speeds[policy.lower()] = {**idle, "idle": idle["windows_per_s"], "beside_busy": busy["windows_per_s"]}
     return speeds
 
 
@@ -239,7 +237,6 @@ def main(argv=None):
         results["conversion"] = batch_conversion(work, 2 if args.quick else 6)
         results["data_preparation"] = data_preparation(work, [10, 20, 40] if args.quick else [100, 200, 400])
     results["training_windows_per_s"] = training_speeds()
-    results["default_run_training"] = training_speed("PASSIVE", False)
     f = results["formats"]
     lines = ["format          ms/window    size KiB", *(
         f"{name:<14} {row['ms']:>10.2f} {row['bytes'] / 1024:>11.0f}" for name, row in f.items()),
@@ -253,7 +250,7 @@ def main(argv=None):
         *(f"data prep {r['datapoints']:>7} datapoints -> {r['windows']:>7} windows: read {r['read_s']:.1f} s, "
           f"window {r['window_s']:.2f} s, peak {r['peak_mb']:.0f} MB" for r in results["data_preparation"]),
         *training_lines(results["training_windows_per_s"]),
-        default_run_line(results["default_run_training"])]
+        default_run_line(results["training_windows_per_s"]["passive"])]
     print("\n".join(lines))
     results["text"] = lines
     fileUtils.write_json_atomic(out / "benchmark.json", results)
