@@ -28,10 +28,10 @@ def _ideal_sensor(**changes):
     return {**sensor, **changes}
 
 
-def _ideal_watch_mg(make, seed, seconds=120):
-    """Magnitude (mg) that a perfect watch reads of activity `make` for a fresh user drawn from `seed`."""
+def _ideal_watch_mg(make, seed, user_id, seconds=120):
+    """Magnitude (mg) that a perfect watch reads of activity `make` for user `user_id` drawn from `seed`."""
     rng = np.random.default_rng(seed)
-    motion = make(rng, osdbSim.make_user(rng, seed), seconds * FS)
+    motion = make(rng, osdbSim.make_user(rng, user_id), seconds * FS)
     return simSensor.magnitude_mg(simSensor.read_sensor(rng, _ideal_sensor(), simSensor.specific_force(*motion)))
 
 
@@ -233,8 +233,8 @@ def test_manual_work_strokes_and_strikes_and_the_algorithm_flags_some_of_it():
     algorithm flags some datapoints, so it is a hard negative the model must learn."""
     assert "Manual work" in osdbSim.SUB_TYPES["False Alarm"]
     flagged, peaks, shares = [], [], []
-    for seed in range(100, 112):
-        mag = _ideal_watch_mg(simActivities.manual_work, seed)
+    for i in range(12):
+        mag = _ideal_watch_mg(simActivities.manual_work, 100 + i, i)
         power = np.abs(np.fft.rfft(mag - mag.mean())) ** 2
         freqs = np.fft.rfftfreq(len(mag), 1 / FS)
         shares.append(power[(freqs >= 0.7) & (freqs <= 5.3)].sum() / power[freqs >= 0.5].sum())
@@ -251,12 +251,12 @@ def test_bouncing_is_a_smooth_slow_rhythm():
     of the version 8 model (a 2 Hz sine of 0.2 g or more in the magnitude gave p(seizure) near 1)."""
     assert "Bouncing" in osdbSim.SUB_TYPES["False Alarm"]
     rates, sds, peaks = [], [], []
-    for seed in range(200, 212):
-        g = _ideal_watch_mg(simActivities.bouncing, seed) / 1000
+    for i in range(12):
+        g = _ideal_watch_mg(simActivities.bouncing, 200 + i, i) / 1000
         sd = np.percentile(g[: len(g) // 125 * 125].reshape(-1, 125).std(axis=1), 90)  # while it moves
         rates.append(_dominant_hz(g))
         sds.append(sd)
         peaks.append(np.percentile(np.abs(g - g.mean()), 99.5) / sd)
     assert all(1.1 <= r <= 3.2 for r in rates), rates
-    assert 0.02 <= min(sds) and max(sds) <= 1.0 and 0.08 <= np.median(sds) <= 0.6, sds
+    assert 0.03 <= min(sds) and max(sds) <= 1.0 and 0.08 <= np.median(sds) <= 0.6, sds
     assert max(peaks) < 4, peaks  # smooth: no impacts, unlike clapping or hammering

@@ -3,8 +3,8 @@
 OpenMP threads that wait for work spin by default. Beside one busy process on 2 cores, training with
 torch's default 2 threads then fell to 0.28x of its idle speed (619 -> 172 windows/s, batch 256 of 750
 samples): each spinning thread steals the core the other program needs, and the threads wait for each
-other at every operator. With passive waiting the threads sleep instead of spinning. benchmark.py measures both
-policies, idle and beside one busy process. On our shared 2-core machine, with other work running
+other at every operator. With passive waiting the threads sleep instead of spinning. benchmark.py measures
+both policies, idle and beside one busy process. On our shared 2-core machine, with other work running
 (load 2-5, so "idle" was never idle), three runs gave passive 116-127 windows/s beside a busy process
 (0.52-0.86x of its idle figure) against 48-54 for active waiting, and passive was not slower without the
 busy process either (148-226 against 94-112). OpenMP reads the variable when torch loads its runtime,
