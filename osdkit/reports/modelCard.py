@@ -96,6 +96,7 @@ def write_model_card(run, fold):
                   "| 15-30 s convulsions: ALARM before their end (median s from convulsion onset) |",
                   "|---|---|---|---|---|---|"]
         lines += [_app_row(label, res, column) for label, res, column in app_rows]
+        lines += _check_lines(app_rows)
     parity = results.get("parity", {})
     lines += ["", "## Parity, size, speed", "",
               f"- .pte vs eager .pt: max |logit difference| {parity.get('pte_vs_pt_max_abs_logit_diff', float('nan')):.2e}"
@@ -136,6 +137,10 @@ def _limits(fold):
         if conv.get("n") and conv["before_end_share"] < 0.8:
             out.append(f"{variant}: only {conv['n_before_end']} of {conv['n']} test convulsions of 15-30 s reach ALARM "
                        "before they end (the target is 80 %).")
+        check = ((res.get("convulsion_check") or {}).get("ml") or {}) if variant != "parity" else {}
+        if check.get("n") and check["before_end_share"] < 0.8:
+            out.append(f"{variant}: only {check['n_before_end']} of {check['n']} convulsions of 15-30 s in the "
+                       "convulsion check reach ALARM before they end (the target is 80 %).")
     for key, res in fold.real.items():
         if key in ("adl_wrist", "wisdm_watch"):
             worse = [a for a, row in res["app_episodes_by_activity"].items()
@@ -196,6 +201,25 @@ def _app_rows(results):
     first = next(iter(variants.values()))
     return ([(f"{k} (ML alone)", v, "ml") for k, v in variants.items()] + [("OSD algorithm", first, "osd")]
             + [(f"{k} + OSD (the app)", v, "combined") for k, v in variants.items()])
+
+
+def _check_lines(app_rows):
+    """The convulsion check (convulsionCheck) as a table, when the run made one."""
+    rows = [(label, res["convulsion_check"], column) for label, res, column in app_rows
+            if res.get("convulsion_check")]
+    if not rows:
+        return []
+    check = rows[0][1]
+    lines = ["", f"Convulsion check: {check['users']} more simulated people, never trained on, with {check['events']} "
+             f"tonic-clonic seizures ({check['ml']['n']} with 15-30 s convulsions), replayed the same way:", "",
+             "| as the app alerts | 15-30 s convulsions: ALARM before their end | median s from convulsion onset |",
+             "|---|---|---|"]
+    for label, check, column in rows:
+        s = check[column]
+        share = "n/a" if s["before_end_share"] is None else f"{s['before_end_share']:.3f}"
+        median = "n/a" if s["latency_median_s"] is None else f"{s['latency_median_s']:.1f}"
+        lines.append(f"| {label} | {share} ({s['n_before_end']}/{s['n']}) | {median} |")
+    return lines
 
 
 def _app_row(label, res, column):

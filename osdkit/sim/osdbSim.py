@@ -229,22 +229,26 @@ def simulate_event(rng, user, event_type, event_id, start_time, sub_type=None, q
 
 # ---------------------------------------------------------------- database, windows, plot, CLI
 def simulate_database(path, n_users=40, seizures_per_user=3, nda_per_user=6, false_alarms_per_user=3,
-                      seed=42, quirk_rate=0.05, progress=False):
+                      seed=42, quirk_rate=0.05, progress=False, seizure_sub_type=None, first_user_id=1,
+                      first_event_id=10000):
     """Write a simulated OSDB JSON file (streamed, one event at a time; atomic replace) and return a
     summary: users, events, datapoints, by_type, by_subtype ("type/subType") and osd_alarm_events
-    (events with osdAlarmState 2, by type)."""
+    (events with osdAlarmState 2, by type). seizure_sub_type: every seizure of that subtype (else each
+    user's own mix); user and event ids count from first_user_id and first_event_id. `seed` (an int or a
+    list of ints) draws the users: another seed, other people."""
     counts = {"by_type": Counter(), "by_subtype": Counter(), "osd_alarm_events": Counter()}
     n_events = n_datapoints = 0
     kinds = ["Seizure"] * seizures_per_user + ["NDA"] * nda_per_user + ["False Alarm"] * false_alarms_per_user
     with atomic_output(path) as tmp, open(tmp, "w", encoding="utf-8") as f, \
             tqdm(total=n_users * len(kinds), disable=not progress, unit="event") as bar:
         f.write("[")
-        for user_id, seq in enumerate(np.random.SeedSequence(seed).spawn(n_users), start=1):
+        for user_id, seq in enumerate(np.random.SeedSequence(seed).spawn(n_users), start=first_user_id):
             rng = np.random.default_rng(seq)
             user = make_user(rng, user_id)
             t = dt.datetime(2023, 1, 1) + dt.timedelta(seconds=int(rng.integers(0, 365 * 86400)))
             for kind in rng.permutation(kinds):
-                event = simulate_event(rng, user, str(kind), 10000 + n_events, t, quirk_rate=quirk_rate)
+                sub_type = seizure_sub_type if kind == "Seizure" else None
+                event = simulate_event(rng, user, str(kind), first_event_id + n_events, t, sub_type, quirk_rate)
                 f.write(("\n" if n_events == 0 else ",\n") + json.dumps(event, sort_keys=True, separators=(",", ":")))
                 t += dt.timedelta(seconds=int(rng.integers(3600, 14 * 86400)))
                 n_events, n_datapoints = n_events + 1, n_datapoints + len(event["datapoints"])

@@ -113,6 +113,7 @@ SCHEMA = {
         k.split(".")[0] in ("modelConfig", "dataProcessing") and isinstance(x, list) and x for k, x in v.items()),
         "must map 'modelConfig.<key>' or 'dataProcessing.<key>' to a non-empty list (--nestedKfold tries each)"),
     "evaluation.realDataDir": ((str, type(None)), None, None, ""),
+    "evaluation.convulsionCheckUsers": (int, 0, lambda v: v >= 0, "must be >= 0"),
 }
 SECTIONS = {"osdbConfig", "osdbConfig.simulation", "dataProcessing", "modelConfig", "eventFilters", "evaluation"}
 FILTER_KEYS = {"includeUserIds", "excludeUserIds", "includeTypes", "excludeTypes", "includeSubTypes",

@@ -3,7 +3,7 @@ train (or load) -> alarm settings -> exports (or, with --test alone, the app ent
 tests; then the summary over the folds and a model card per fold.
 """
 from osdkit.reports import modelCard, runSummary
-from osdkit.training import alarmSettings, distUtils, nnTester, trainer, trainExport
+from osdkit.training import alarmSettings, convulsionCheck, distUtils, nnTester, trainer, trainExport
 
 
 def train_or_load(run, args, folder, data):
@@ -27,7 +27,7 @@ def evaluate_fold(run, args, folder, trained, data, name, alarm=None):
             print(f"app index entry {path} (rewritten with these alarm settings)")
     if not args.test:
         return None
-    results = nnTester.evaluate_trained(folder, trained, data, alarm)
+    results = nnTester.evaluate_trained(folder, trained, data, alarm, convulsionCheck.check_windows(run))
     seen = {str(e.user_id) for e in data.train_events + data.val_events}  # trained or tuned on
     real = nnTester.evaluate_real(args.evalReal or run.evaluation.realDataDir,
                                   trained.best_path.with_suffix(".pte"), alarm, folder, seen)

@@ -1,9 +1,10 @@
 """The main job's test step: a run's models side by side on the test events, and on the real recordings.
 
-p(seizure) is computed as the app computes it: softmax(logits)[1] (`p_seizure`) on each 30 s window,
+p(seizure) is computed as the app computes it: softmax(logits)[1] (`p_seizure`) on each window,
 set to 0 where the app's movement gate fails. The .pte is run with the ExecuTorch runtime one window at
 a time, as on the phone. Writes per variant `<modelFname>_<variant>_testResults.json`, the events CSV
-and plots, plus `testResults.json` (the .pt figures, the earlier file name). Every call into
+and plots, plus `testResults.json` (the .pt figures, the earlier file name); with a convulsion check
+(convulsionCheck) each variant's results hold its figures too. Every call into
 appEvaluation is in `evaluate_windows`; the real recordings go through realDataReport.evaluate_real.
 """
 from pathlib import Path
@@ -16,6 +17,7 @@ from osdkit.data import windowing
 from osdkit.export import exportCore, ptlExport
 from osdkit.io import fileUtils
 from osdkit.reports import plots, realDataReport
+from osdkit.training import convulsionCheck
 
 PARITY_SAMPLE = 256
 
@@ -78,8 +80,10 @@ def evaluate_windows(p, windows, events, threshold):
     return appEvaluation.evaluate_app(p, windows, events, threshold)
 
 
-def evaluate_models(folder, name, predictors, data, alarm):
-    """Evaluate every predictor on the test windows with the app's alarm settings; write the results."""
+def evaluate_models(folder, name, predictors, data, alarm, check=None):
+    """Evaluate every predictor on the test windows with the app's alarm settings, and on the convulsion
+    check's (events, windows) when given (convulsionCheck; results[variant]["convulsion_check"]); write
+    the results."""
     threshold = alarm["threshold_pct"] / 100
     test = data.test
     gate = windowing.movement_gate(test, alarm["gate_pct"])
@@ -89,6 +93,10 @@ def evaluate_models(folder, name, predictors, data, alarm):
         probabilities[variant] = p
         res, rows, sweep = evaluate_windows(p, test, data.test_events, threshold)
         plots.write_app_results(folder, f"{name}_{variant}_", res, rows, sweep)
+        if check is not None:
+            check_p = predict_windows(predict, check[1]) * windowing.movement_gate(check[1], alarm["gate_pct"])
+            check_res = evaluate_windows(check_p, check[1], check[0], threshold)[0]
+            res["convulsion_check"] = convulsionCheck.check_summary(check_res, check[0])
         results[variant] = res
     for variant in probabilities:
         if variant != "pt":
@@ -99,15 +107,18 @@ def evaluate_models(folder, name, predictors, data, alarm):
     return results
 
 
-def evaluate_trained(folder, trained, data, alarm):
-    """`evaluate_models` on the trained model and its exports, plus the .ptl/.pte parity; results by variant."""
+def evaluate_trained(folder, trained, data, alarm, check=None):
+    """`evaluate_models` on the trained model and its exports (and the convulsion check when given), plus
+    the .ptl/.pte parity; results by variant."""
     name = trained.best_path.stem
-    results = evaluate_models(folder, name, model_predictors(trained), data, alarm)
+    results = evaluate_models(folder, name, model_predictors(trained), data, alarm, check)
     results["parity"] = ptl_pte_parity(trained, data.test)
     fileUtils.write_json_atomic(Path(folder) / f"{name}_results_by_variant.json", results)
     variants = {k: v for k, v in results.items() if k != "parity"}
     print(plots.compare_variants(variants))
     print(plots.compare_variants_app(variants))
+    if check is not None:
+        print(convulsionCheck.format_check(variants))
     return results
 
 
