@@ -6,8 +6,8 @@ many more users (other random people than any in the database: their own seed st
 CHECK_FIRST_USER_ID), each with SEIZURES_PER_USER tonic-clonic seizures, and replays every model variant
 on them as the app runs it (movement gate, threshold, the escalation: nnTester.evaluate_windows).
 Reported as convulsionMetrics' summaries (ALARM before the convulsion ends, latency from its onset) for
-ML alone, the OSD algorithm and both combined. The events live in a temporary file only: nothing is kept, and
-nothing here can reach training, validation or the alarm settings.
+ML alone, the OSD algorithm and both combined. The events live in a temporary file only: nothing is
+kept, and nothing here can reach training, validation or the alarm settings.
 """
 import tempfile
 from pathlib import Path
@@ -22,8 +22,8 @@ CHECK_STREAM = 1  # the users' seed is [simulation seed, CHECK_STREAM]: never th
 
 
 def check_events(n_users, seed):
-    """The check's tonic-clonic events (osdbData Events) of n_users simulated users drawn from `seed`, without
-    the database's file quirks (quirk_rate 0)."""
+    """The check's tonic-clonic events (osdbData Events) of n_users simulated users drawn from `seed`,
+    without the database's file quirks (quirk_rate 0)."""
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "convulsion_check.json"
         osdbSim.simulate_database(path, n_users=n_users, seizures_per_user=SEIZURES_PER_USER, nda_per_user=0,
