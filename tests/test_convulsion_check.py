@@ -8,7 +8,7 @@ import torch
 
 from osdkit.app import appEvaluation
 from osdkit.data import osdbData
-from osdkit.reports import modelCard
+from osdkit.reports import modelCard, plots
 from osdkit.sim import osdbSim
 from osdkit.training import configUtils, convulsionCheck, nnTester
 
@@ -52,6 +52,7 @@ def test_the_check_people_are_never_the_databases(tmp_path):
                for e in check)
     # other people, not the database's people renumbered; the same seed gives the same check again
     assert not any(np.array_equal(a.mag, b.mag) for a in check for b in database)
+    convulsionCheck.check_events.cache_clear()  # simulate again, not the cached copy
     again, other = convulsionCheck.check_events(3, 42), convulsionCheck.check_events(3, 43)
     assert all(np.array_equal(a.mag, b.mag) for a, b in zip(check, again))
     assert not any(np.array_equal(a.mag, b.mag) for a, b in zip(check, other))
@@ -93,7 +94,7 @@ def test_the_check_is_printed_and_in_the_model_card():
     osd = {"n": 20, "n_before_end": 4, "before_end_share": 0.2, "latency_median_s": 14.0}
     check = {"users": 10, "events": 20, "ml": summary, "osd": osd, "combined": summary}
     results = {"pt": {"ml_event_tpr": 1.0, "convulsion_check": check}, "parity": {}}
-    printed = convulsionCheck.format_check({"pt": results["pt"]})
+    printed = plots.compare_convulsion_check({"pt": results["pt"]})
     assert "10 simulated people never trained on, 20 tonic-clonic seizures, 20 with 15-30 s" in printed
     assert "pt (ML): 0.750 (15/20), median latency from onset 6.0 s" in printed
     assert "OSD algorithm: 0.200 (4/20)" in printed

@@ -178,14 +178,21 @@ def format_app_table(results):
     return "\n".join(lines)
 
 
-def _convulsion_cells(res, column):
-    """Share of the 15-30 s convulsions (convulsionMetrics) in ALARM before their end, and the median
-    latency from convulsion onset; "-" where the column has none."""
-    conv = (res.get("convulsion_15_30s") or {}).get(column) or {}
-    if not conv.get("n"):
+def _convulsion_cells(conv):
+    """Share of the 15-30 s convulsions of a convulsionMetrics summary in ALARM before their end, and the
+    median latency from convulsion onset; "-" where there are none."""
+    if not (conv or {}).get("n"):
         return ["-", "-"]
     return [f"{_fmt(conv['before_end_share'])} ({conv['n_before_end']}/{conv['n']})",
             _fmt(conv["latency_median_s"], ".1f")]
+
+
+def _app_view_rows(variants):
+    """(label, results, column) as the app would run them: each model alone, the OSD algorithm (the same
+    for all), each model combined with it."""
+    first = next(iter(variants.values()))
+    return ([(f"{name} (ML)", res, "ml") for name, res in variants.items()] + [("OSD algorithm", first, "osd")]
+            + [(f"{name} + OSD", res, "combined") for name, res in variants.items()])
 
 
 def compare_variants_app(results_by_variant):
@@ -195,20 +202,35 @@ def compare_variants_app(results_by_variant):
     if not variants:
         return ""
     first = next(iter(variants.values()))
-    rows = [(f"{name} (ML)", res, "ml") for name, res in variants.items()]
-    rows += [("OSD algorithm", first, "osd")]
-    rows += [(f"{name} + OSD", res, "combined") for name, res in variants.items()]
+    rows = _app_view_rows(variants)
     rows += [("OSD recorded", first, "osd_recorded")] if "osd_recorded_event_tpr" in first else []
     header = ["app view", "event_tpr", "tonic_clonic", "FA/day", "latency_med_s", "conv15-30s_before_end",
               "conv_latency_med_s"]
     keys = [("event_tpr", ".3f"), ("tonic_clonic_tpr", ".3f"), ("false_alarms_per_day", ".2f"),
             ("latency_median_s", ".1f")]
-    table = [header] + [[name] + [_fmt(res.get(f"{c}_{k}"), spec) for k, spec in keys] + _convulsion_cells(res, c)
-                        for name, res, c in rows]
+    table = [header] + [[name] + [_fmt(res.get(f"{c}_{k}"), spec) for k, spec in keys]
+                        + _convulsion_cells((res.get("convulsion_15_30s") or {}).get(c)) for name, res, c in rows]
     widths = [max(len(r[i]) for r in table) for i in range(len(header))]
     lines = ["  ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(r, widths)))
              for r in table[:1] + [["-" * w for w in widths]] + table[1:]]
     return "\n".join(lines + [f"FA/day: {FA_DAY_NOTE}"])
+
+
+def compare_convulsion_check(results_by_variant):
+    """The convulsion check (training.convulsionCheck) of each variant as the app would run it, one line
+    per row of compare_variants_app: the share of 15-30 s convulsions in ALARM before they end."""
+    checks = {k: v["convulsion_check"] for k, v in results_by_variant.items()
+              if isinstance(v, dict) and v.get("convulsion_check")}
+    if not checks:
+        return ""
+    first = next(iter(checks.values()))
+    lines = [f"convulsion check ({first['users']} simulated people never trained on, {first['events']} "
+             f"tonic-clonic seizures, {first['ml']['n']} with 15-30 s convulsions), ALARM before the convulsion ends:"]
+    for label, check, column in _app_view_rows(checks):
+        share, median = _convulsion_cells(check[column])
+        unit = "" if median in ("-", "n/a") else " s"
+        lines.append(f"  {label:>14}: {share}, median latency from onset {median}{unit}")
+    return "\n".join(lines)
 
 
 def plot_app_columns(results, path):

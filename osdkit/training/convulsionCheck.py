@@ -6,9 +6,11 @@ many more users (other random people than any in the database: their own seed st
 CHECK_FIRST_USER_ID), each with SEIZURES_PER_USER tonic-clonic seizures, and replays every model variant
 on them as the app runs it (movement gate, threshold, the escalation: nnTester.evaluate_windows).
 Reported as convulsionMetrics' summaries (ALARM before the convulsion ends, latency from its onset) for
-ML alone, the OSD algorithm and both combined. The events live in a temporary file only: nothing is
-kept, and nothing here can reach training, validation or the alarm settings.
+ML alone, the OSD algorithm and both combined (printed by reports.plots.compare_convulsion_check). The
+events live in a temporary file only: nothing is kept on disk, and nothing here can reach training,
+validation or the alarm settings.
 """
+import functools
 import tempfile
 from pathlib import Path
 
@@ -21,9 +23,11 @@ CHECK_FIRST_EVENT_ID = 900000
 CHECK_STREAM = 1  # the users' seed is [simulation seed, CHECK_STREAM]: never the database's own people
 
 
+@functools.lru_cache(maxsize=1)
 def check_events(n_users, seed):
-    """The check's tonic-clonic events (osdbData Events) of n_users simulated users drawn from `seed`,
-    without the database's file quirks (quirk_rate 0)."""
+    """The check's tonic-clonic events (a tuple of osdbData Events) of n_users simulated users drawn from
+    `seed`, without the database's file quirks (quirk_rate 0); simulated once per run, however many
+    folds test on them."""
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "convulsion_check.json"
         osdbSim.simulate_database(path, n_users=n_users, seizures_per_user=SEIZURES_PER_USER, nda_per_user=0,
@@ -31,7 +35,7 @@ def check_events(n_users, seed):
                                   seizure_sub_type="Tonic-Clonic", first_user_id=CHECK_FIRST_USER_ID,
                                   first_event_id=CHECK_FIRST_EVENT_ID)
         events, _ = osdbData.read_osdb_file(path)
-    return events
+    return tuple(events)
 
 
 def check_windows(run):
@@ -49,21 +53,3 @@ def check_summary(results, events):
     """{users, events, ml, osd, combined} from appEvaluation's results on the check's events: each column's
     convulsionMetrics summary of the 15-30 s convulsions."""
     return {"users": len({e.user_id for e in events}), "events": len(events), **results["convulsion_15_30s"]}
-
-
-def format_check(results_by_variant):
-    """One printed line per column: the share of 15-30 s convulsions in ALARM before they end."""
-    checks = {v: r["convulsion_check"] for v, r in results_by_variant.items() if r.get("convulsion_check")}
-    if not checks:
-        return ""
-    first = next(iter(checks.values()))
-    n = first["ml"]["n"]
-    lines = [f"convulsion check ({first['users']} simulated people never trained on, {first['events']} "
-             f"tonic-clonic seizures, {n} with 15-30 s convulsions), ALARM before the convulsion ends:"]
-    rows = [(f"{v} (ML)", c["ml"]) for v, c in checks.items()] + [("OSD algorithm", first["osd"])]
-    rows += [(f"{v} + OSD", c["combined"]) for v, c in checks.items()]
-    for label, s in rows:
-        share = "n/a" if s["before_end_share"] is None else f"{s['before_end_share']:.3f}"
-        median = "n/a" if s["latency_median_s"] is None else f"{s['latency_median_s']:.1f} s"
-        lines.append(f"  {label:>14}: {share} ({s['n_before_end']}/{s['n']}), median latency from onset {median}")
-    return "\n".join(lines)

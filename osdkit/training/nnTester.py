@@ -87,6 +87,7 @@ def evaluate_models(folder, name, predictors, data, alarm, check=None):
     threshold = alarm["threshold_pct"] / 100
     test = data.test
     gate = windowing.movement_gate(test, alarm["gate_pct"])
+    check_gate = None if check is None else windowing.movement_gate(check[1], alarm["gate_pct"])
     results, probabilities = {}, {}
     for variant, predict in predictors.items():
         p = predict_windows(predict, test) * gate
@@ -94,8 +95,8 @@ def evaluate_models(folder, name, predictors, data, alarm, check=None):
         res, rows, sweep = evaluate_windows(p, test, data.test_events, threshold)
         plots.write_app_results(folder, f"{name}_{variant}_", res, rows, sweep)
         if check is not None:
-            check_p = predict_windows(predict, check[1]) * windowing.movement_gate(check[1], alarm["gate_pct"])
-            check_res = evaluate_windows(check_p, check[1], check[0], threshold)[0]
+            check_res = evaluate_windows(predict_windows(predict, check[1]) * check_gate, check[1], check[0],
+                                         threshold)[0]
             res["convulsion_check"] = convulsionCheck.check_summary(check_res, check[0])
         results[variant] = res
     for variant in probabilities:
@@ -118,7 +119,7 @@ def evaluate_trained(folder, trained, data, alarm, check=None):
     print(plots.compare_variants(variants))
     print(plots.compare_variants_app(variants))
     if check is not None:
-        print(convulsionCheck.format_check(variants))
+        print(plots.compare_convulsion_check(variants))
     return results
 
 
