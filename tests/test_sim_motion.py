@@ -227,6 +227,34 @@ def test_heel_strikes_with_push_off_spike_twice_per_step():
     assert np.allclose(double.max(), single.max(), rtol=0.1)
 
 
+def test_loose_watch_rings_after_each_impact_in_the_convulsion_band():
+    """A loose watch's rattle: every impact starts a 4-9 Hz ring that has died away before the next step,
+    so its power lies in the convulsions' band and comes and goes with the steps."""
+    n = 20 * FS
+    strikes = simActivities.heel_strikes(np.random.default_rng(0), n, 1.8, 1.0, np.ones(n))
+    ring = simActivities.watch_ring(np.random.default_rng(1), strikes)
+    assert 4 <= _dominant_hz(ring) <= 9
+    first = find_peaks(strikes, height=200)[0][0]
+    assert np.abs(ring[:first - 1]).max() < 0.05 * np.abs(ring).max()  # nothing before the first impact
+    envelope = np.abs(ring[first:first + FS // 2])
+    assert envelope[:4].max() > 5 * envelope[-3:].max()  # dies away within half a second
+
+
+def test_a_third_of_walks_rattle(monkeypatch):
+    """The same walks with and without the ring (the same random draws): about a third of them differ,
+    and most of what differs lies at 3-10 Hz."""
+    seeds = range(30)
+    rattling = [_ideal_watch_mg(simActivities.walking, s, s, seconds=60) for s in seeds]
+    real_ring = simActivities.watch_ring
+    monkeypatch.setattr(simActivities, "watch_ring", lambda rng, x: 0 * real_ring(rng, x))
+    rattle = [r - _ideal_watch_mg(simActivities.walking, s, s, seconds=60) for s, r in zip(seeds, rattling)]
+    loose = [x for x in rattle if np.abs(x).max() > 20]
+    assert 5 <= len(loose) <= 15 and all(np.abs(x).max() <= 2 for x in rattle if np.abs(x).max() <= 20)
+    for x in loose:
+        power, freqs = np.abs(np.fft.rfft(x - x.mean())) ** 2, np.fft.rfftfreq(len(x), 1 / FS)
+        assert power[(freqs >= 3) & (freqs <= 10)].sum() > 0.5 * power.sum()
+
+
 def test_manual_work_strokes_and_strikes_and_the_algorithm_flags_some_of_it():
     """Sawing, scrubbing and hammering (issue 16: real sawing put 38 % of windows in ALARM, the OSD
     algorithm 20 %): 0.8-2.5 strokes per second, strikes of a few g, and, as with real sawing, the OSD

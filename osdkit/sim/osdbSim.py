@@ -36,7 +36,7 @@ FALSE_ALARM_TYPES = tuple(simActivities.HARD_NEGATIVES)
 SUB_TYPES = {"Seizure": SEIZURE_TYPES, "NDA": NDA_TYPES, "False Alarm": FALSE_ALARM_TYPES}
 ACTIVITIES = {**simActivities.DAILY_LIFE, **simActivities.HARD_NEGATIVES, **simSeizures.PHASES}
 PHRASES = ("OK", "WARNING", "ALARM")
-SIM_VERSION = "9"  # raise with any change to what the simulator writes: cached simulated databases are rewritten
+SIM_VERSION = "10"  # raise with any change to what the simulator writes: cached simulated databases are rewritten
 BEFORE_SEIZURE = ("Sleep", "Sleep", "Rest", "Rest", "Typing", "Phone use", "Eating")
 HR_RISE = {"Sleep": -8, "Walking": 20, "Stairs": 30, "Running": 50, "Ball games": 45, "Rhythmic exercise": 35,
            "Clapping": 15, "Shaking": 15, "Manual work": 25, "Transitions": 10, "tonic": 25, "clonic": 45, "focal": 20,
