@@ -8,7 +8,7 @@ import torch
 from osdkit.data.osdbData import SAMPLE_RATE_HZ
 from osdkit.export import exportCore
 from osdkit.io import fileUtils
-from osdkit.reports import realDataReport
+from osdkit.reports import plots, realDataReport
 from osdkit.sim import osdbSim
 
 
@@ -196,11 +196,7 @@ def _input_norm_text(model):
 def _app_rows(results):
     """(label, results, column) rows: each model alone, the OSD algorithm, each model with it."""
     variants = {k: v for k, v in results.items() if k != "parity" and "ml_event_tpr" in v}
-    if not variants:
-        return []
-    first = next(iter(variants.values()))
-    return ([(f"{k} (ML alone)", v, "ml") for k, v in variants.items()] + [("OSD algorithm", first, "osd")]
-            + [(f"{k} + OSD (the app)", v, "combined") for k, v in variants.items()])
+    return plots.app_view_rows(variants, "(ML alone)", "+ OSD (the app)") if variants else []
 
 
 def _check_lines(app_rows):

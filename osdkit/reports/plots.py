@@ -187,12 +187,12 @@ def _convulsion_cells(conv):
             _fmt(conv["latency_median_s"], ".1f")]
 
 
-def _app_view_rows(variants):
+def app_view_rows(variants, alone="(ML)", combined="+ OSD"):
     """(label, results, column) as the app would run them: each model alone, the OSD algorithm (the same
-    for all), each model combined with it."""
+    for all), each model combined with it; `alone` and `combined` end the models' labels."""
     first = next(iter(variants.values()))
-    return ([(f"{name} (ML)", res, "ml") for name, res in variants.items()] + [("OSD algorithm", first, "osd")]
-            + [(f"{name} + OSD", res, "combined") for name, res in variants.items()])
+    return ([(f"{name} {alone}", res, "ml") for name, res in variants.items()] + [("OSD algorithm", first, "osd")]
+            + [(f"{name} {combined}", res, "combined") for name, res in variants.items()])
 
 
 def compare_variants_app(results_by_variant):
@@ -202,7 +202,7 @@ def compare_variants_app(results_by_variant):
     if not variants:
         return ""
     first = next(iter(variants.values()))
-    rows = _app_view_rows(variants)
+    rows = app_view_rows(variants)
     rows += [("OSD recorded", first, "osd_recorded")] if "osd_recorded_event_tpr" in first else []
     header = ["app view", "event_tpr", "tonic_clonic", "FA/day", "latency_med_s", "conv15-30s_before_end",
               "conv_latency_med_s"]
@@ -226,7 +226,7 @@ def compare_convulsion_check(results_by_variant):
     first = next(iter(checks.values()))
     lines = [f"convulsion check ({first['users']} simulated people never trained on, {first['events']} "
              f"tonic-clonic seizures, {first['ml']['n']} with 15-30 s convulsions), ALARM before the convulsion ends:"]
-    for label, check, column in _app_view_rows(checks):
+    for label, check, column in app_view_rows(checks):
         share, median = _convulsion_cells(check[column])
         unit = "" if median in ("-", "n/a") else " s"
         lines.append(f"  {label:>14}: {share}, median latency from onset {median}{unit}")
