@@ -21,6 +21,7 @@ import torch
 
 from osdkit.export.legacyPtlOps import (Binder, LegacyPtlError, PrepackedLinear, ScriptObject, decode_forward,
                                         iter_refs, script_class)
+from osdkit.export.ptlExport import PTL_SHAPE_FILE
 
 __all__ = ["LegacyPtlError", "LegacyModel", "is_legacy_ptl", "load_legacy_ptl", "describe_legacy_ptl"]
 
@@ -31,7 +32,7 @@ _STORAGE_DTYPES = {
     "ShortStorage": torch.int16, "CharStorage": torch.int8, "ByteStorage": torch.uint8,
     "BoolStorage": torch.bool,
 }
-SHAPE_EXTRA_FILE = "extra/osd_input_shape.json"  # ptlExport.PTL_SHAPE_FILE, as torch.jit.save stores it
+SHAPE_EXTRA_FILE = f"extra/{PTL_SHAPE_FILE}"  # where torch.jit.save stores our .ptl's extra file
 _LIST_BUILDERS = {"build_intlist", "build_doublelist", "build_boollist", "build_tensorlist",
                   "build_genericlist"}
 
