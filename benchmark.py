@@ -10,10 +10,11 @@ one run on this machine:
 - data preparation (read + window) seconds and peak memory for simulated databases of 3 sizes;
 - training windows per second of the default run's model, batch and input size (nnConfig.json) with
   torch's default threads, on an idle machine and beside one busy process, with passive OpenMP waiting
-  (what cpuSettings.py sets for training) and with active waiting; and what the default run's
-  totalTrainingSteps come to in minutes at the idle passive speed, against its 15-minute budget.
+  (what cpuSettings.py sets for training) and with active waiting; what the default run's
+  totalTrainingSteps come to in minutes at the idle passive speed, against its 15-minute budget; and the
+  training step with the kernels capped at AVX2 (cpuSettings.AVX2_KERNELS) against this CPU's own.
 """
-from osdkit.training import cpuSettings  # noqa: F401  isort: skip  (first: sets OpenMP's waiting before torch loads)
+from osdkit.training import cpuSettings  # isort: skip  (first: sets OpenMP's waiting before torch loads)
 from osdkit.cli import startup  # noqa: F401  isort: skip  (before the libraries: Ctrl-C while they load exits quietly)
 import json
 import os
@@ -155,15 +156,24 @@ def default_run_line(t):
             "simulation, export, phone check and tests included, must stay under 15 min on 2 cores)")
 
 
-def training_speed(wait_policy, beside_busy, config=DEFAULT_CONFIG):
+def avx2_kernels_line(avx2, native):
+    """The training step with the README's reproducible kernels against this CPU's own (both idle, passive)."""
+    caps = ", ".join(f"{name}={value}" for name, value in cpuSettings.AVX2_KERNELS.items())
+    return (f"training with the kernels capped at AVX2 ({caps}, README \"Reproducing a run elsewhere\"): "
+            f"{avx2['s_per_step']:.3f} s/step = "
+            f"{avx2['s_per_step'] / native['s_per_step']:.2f}x this CPU's own kernels")
+
+
+def training_speed(wait_policy, beside_busy, config=DEFAULT_CONFIG, kernels=None):
     """The training step of `config`'s model, batch and input size (torch's default threads) timed in a
-    fresh process with OMP_WAIT_POLICY `wait_policy`, alone or beside one process that keeps a core busy:
-    {"s_per_step", "windows_per_s", "threads", "steps" (totalTrainingSteps), "batch", "input_size"}."""
+    fresh process with OMP_WAIT_POLICY `wait_policy` (and the `kernels` variables, e.g. AVX2_KERNELS), alone
+    or beside one process that keeps a core busy: {"s_per_step", "windows_per_s", "threads", "steps"
+    (totalTrainingSteps), "batch", "input_size"}."""
     busy = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if beside_busy else None
     try:
         out = subprocess.run([sys.executable, "-c", TRAIN_CHILD, str(ROOT), str(config)], check=True,
                              capture_output=True, text=True,
-                             env=dict(os.environ, OMP_WAIT_POLICY=wait_policy)).stdout
+                             env=dict(os.environ, OMP_WAIT_POLICY=wait_policy, **(kernels or {}))).stdout
     finally:
         if busy:
             busy.kill()
@@ -237,6 +247,7 @@ def main(argv=None):
         results["conversion"] = batch_conversion(work, 2 if args.quick else 6)
         results["data_preparation"] = data_preparation(work, [10, 20, 40] if args.quick else [100, 200, 400])
     results["training_windows_per_s"] = training_speeds()
+    results["training_avx2_kernels"] = training_speed("PASSIVE", False, kernels=cpuSettings.AVX2_KERNELS)
     f = results["formats"]
     lines = ["format          ms/window    size KiB", *(
         f"{name:<14} {row['ms']:>10.2f} {row['bytes'] / 1024:>11.0f}" for name, row in f.items()),
@@ -250,7 +261,8 @@ def main(argv=None):
         *(f"data prep {r['datapoints']:>7} datapoints -> {r['windows']:>7} windows: read {r['read_s']:.1f} s, "
           f"window {r['window_s']:.2f} s, peak {r['peak_mb']:.0f} MB" for r in results["data_preparation"]),
         *training_lines(results["training_windows_per_s"]),
-        default_run_line(results["training_windows_per_s"]["passive"])]
+        default_run_line(results["training_windows_per_s"]["passive"]),
+        avx2_kernels_line(results["training_avx2_kernels"], results["training_windows_per_s"]["passive"])]
     print("\n".join(lines))
     results["text"] = lines
     fileUtils.write_json_atomic(out / "benchmark.json", results)

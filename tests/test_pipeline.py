@@ -77,6 +77,10 @@ def test_end_to_end_writes_verified_formats_and_reports(tmp_path):
     assert not set(data["users"]["train"]) & set(data["users"]["test"])  # split by user
     card = (folder / f"{MODEL}_model_card.md").read_text()
     assert "## Test results (simulated test users)" in card and "Splits are by user" in card
+    machine = torch.load(folder / f"{MODEL}.pt", weights_only=True)["training_machine"]
+    assert machine["device"] == "cpu" and machine["processes"] == 1 and machine["threads"] >= 1
+    assert machine["torch"] == torch.__version__ and machine["aten_kernels"] == torch.backends.cpu.get_cpu_capability()
+    assert f"Trained on {machine['cpu']} (cpu, 1 process(es), {machine['threads']} threads" in card
 
 
 def assert_int8_written_or_said(folder, results, stdout):

@@ -93,6 +93,20 @@ def test_model_card_states_the_runs_facts(tmp_path):
     assert "| pt (ML alone) | 0.500 | 0.500 | 1.25 | 15.0 |" in card  # as the app alerts
     assert "| OSD algorithm | 0.250 | 0.000 | 3.00 | n/a |" in card
     assert "| pt + OSD (the app) | 0.750 | 0.500 | 4.00 | 15.0 |" in card
+    assert "Trained on" not in card  # an earlier pipeline's checkpoint does not say where it was trained
+
+
+def test_the_checkpoint_and_card_say_which_kernels_and_threads_trained_it(monkeypatch):
+    """The same config and seed give other weights with another CPU's kernels or thread count, so the
+    checkpoint keeps both, with the kernel caps the user set (README, "Reproducing a run elsewhere")."""
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
+    monkeypatch.delenv("MKL_CBWR", raising=False)
+    machine = trainer.training_machine(torch.device("cpu"), 1)
+    assert machine["ONEDNN_MAX_CPU_ISA"] == "AVX2" and machine["MKL_CBWR"] == "not set"
+    assert machine["threads"] == torch.get_num_threads() and machine["cpu"] == trainer.cpu_name() != ""
+    text = modelCard._machine_text(dict(machine, cpu="Test CPU", threads=2, aten_kernels="AVX512"))
+    assert text.startswith(" Trained on Test CPU (cpu, 1 process(es), 2 threads, AVX512 kernels; "
+                           "ONEDNN_MAX_CPU_ISA AVX2, MKL_CBWR not set) with torch ")
 
 
 def test_model_card_lists_the_measured_weak_points():
@@ -175,3 +189,6 @@ def test_benchmark_times_the_default_runs_own_training_step():
     line = benchmark.default_run_line({"s_per_step": 0.6, "steps": 1000, "batch": 256, "input_size": 375})
     assert line.startswith("default run training: 1000 steps of 256 windows of 375 samples, 0.600 s/step = "
                            "10.0 min of training")
+    assert benchmark.avx2_kernels_line({"s_per_step": 0.3}, {"s_per_step": 0.25}) == (
+        'training with the kernels capped at AVX2 (ONEDNN_MAX_CPU_ISA=AVX2, MKL_CBWR=AVX2, README "Reproducing a '
+        'run elsewhere"): 0.300 s/step = 1.20x this CPU\'s own kernels')

@@ -242,11 +242,24 @@ def _phone_text(record):
 
 def _checkpoint_text(run, info):
     if info.get("sensitivity") is None:  # nested k-fold's retrain: no validation split
-        return (f"Checkpoint: the last of {info.get('epoch')} epochs on the whole outer training set (epochs "
+        text = (f"Checkpoint: the last of {info.get('epoch')} epochs on the whole outer training set (epochs "
                 "chosen on the inner folds; no validation split).")
-    return (f"Checkpoint chosen at epoch {info.get('epoch')} on the validation split "
-            f"(metric `{run.model.modelSelectionMetric}`; validation TPR "
-            f"{info['sensitivity']:.3f}, FPR {info.get('far', float('nan')):.4f}).")
+    else:
+        text = (f"Checkpoint chosen at epoch {info.get('epoch')} on the validation split "
+                f"(metric `{run.model.modelSelectionMetric}`; validation TPR "
+                f"{info['sensitivity']:.3f}, FPR {info.get('far', float('nan')):.4f}).")
+    return text + _machine_text(info.get("training_machine"))
+
+
+def _machine_text(machine):
+    """Where the checkpoint was trained; "" for checkpoints that do not say (the earlier pipeline's)."""
+    if not machine:
+        return ""
+    caps = ", ".join(f"{name} {value}" for name, value in machine.items() if name.isupper())
+    return (f" Trained on {machine['cpu']} ({machine['device']}, {machine['processes']} process(es), "
+            f"{machine['threads']} threads, {machine['aten_kernels']} kernels; {caps}) with torch "
+            f"{machine['torch']}; another CPU, kernel cap or thread count can give other weights from the same "
+            "config and seed (README, \"Reproducing a run elsewhere\").")
 
 
 def _alarm_origin(alarm):

@@ -19,6 +19,8 @@ from osdkit.training import cpuSettings  # noqa: F401  isort: skip  (first: sets
 import contextlib
 import json
 import math
+import os
+import platform
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -190,14 +192,14 @@ def checkpoint_paths(cfg, out_dir):
     return Path(out_dir) / f"{cfg.modelFname}.pt", Path(out_dir) / f"{cfg.modelFname}{RESUME_SUFFIX}"
 
 
-def best_checkpoint(model, optimizer, run, state, metrics):
-    """The `.pt` in the earlier pipeline's layout."""
+def best_checkpoint(model, optimizer, run, state, metrics, machine):
+    """The `.pt` in the earlier pipeline's layout, plus `training_machine` (what `training_machine` says)."""
     return {"epoch": state["epoch"], "global_step": state["global_step"],
             "model_state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
             "optimizer_state_dict": optimizer.state_dict(), "val_loss": metrics.get("val_loss"),
             "val_accuracy": metrics.get("val_accuracy"), "sensitivity": metrics.get("sensitivity"),
             "far": metrics.get("far"), "conv_dropout": run.model.convDropout,
-            "dense_dropout": run.model.denseDropout, "config": run.raw}
+            "dense_dropout": run.model.denseDropout, "config": run.raw, "training_machine": machine}
 
 
 def read_resume(resume_path):
@@ -232,6 +234,24 @@ def denormals_flushed():
         torch.set_flush_denormal(was_flushing)
 
 
+def cpu_name():
+    """The CPU's model name (Linux's /proc/cpuinfo), else what the platform module knows."""
+    try:
+        names = [line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                 if line.startswith("model name")]
+    except OSError:
+        names = []
+    return names[0] if names else platform.processor() or platform.machine()
+
+
+def training_machine(device, world):
+    """What sets a training run's floating-point rounding, kept in its checkpoint: the same config and seed
+    give the same weights only where all of it is the same (README, "Reproducing a run elsewhere")."""
+    return {"cpu": cpu_name(), "device": str(device), "processes": world, "torch": str(torch.__version__),
+            "aten_kernels": torch.backends.cpu.get_cpu_capability(), "threads": torch.get_num_threads(),
+            **{name: os.environ.get(name, "not set") for name in cpuSettings.KERNEL_VARIABLES}}
+
+
 @denormals_flushed()
 def fit(run, train_windows, val_windows, out_dir, show_progress=True):
     """Train (or resume) and write the checkpoints; return the training state (the same on every rank).
@@ -258,6 +278,7 @@ def fit(run, train_windows, val_windows, out_dir, show_progress=True):
         scheduler.load_state_dict(saved["scheduler_state_dict"])
         state = json.loads(saved["train_state"])
     ddp_model = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
+    machine = training_machine(device, world)
     while state["epoch"] < epochs and state["global_step"] < total and not state.get("stopped"):
         epoch = state["epoch"]
         torch.manual_seed(seed * 1000 + epoch)  # dropout of this epoch, the same after a resume
@@ -283,7 +304,8 @@ def fit(run, train_windows, val_windows, out_dir, show_progress=True):
             state["best_score"], state["best_epoch"] = score, epoch + 1
         state["stopped"] = not cfg.useLrSchedule and state["stale_epochs"] >= cfg.earlyStoppingPatience
         if improved or not best_path.exists():
-            distUtils.save_on_master(best_checkpoint(model, optimizer, run, state, metrics), best_path)
+            distUtils.save_on_master(best_checkpoint(model, optimizer, run, state, metrics, machine),
+                                  best_path)
         distUtils.save_on_master({"model_state_dict": model.state_dict(), "optimizer_state_dict": optimizer.state_dict(),
                                   "scheduler_state_dict": scheduler.state_dict(), "train_state": json.dumps(state)},
                                  resume_path)
