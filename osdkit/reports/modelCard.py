@@ -257,7 +257,7 @@ def _machine_text(machine):
         return ""
     caps = ", ".join(f"{name} {value}" for name, value in machine.items() if name.isupper())
     return (f" Trained on {machine['cpu']} ({machine['device']}, {machine['processes']} process(es), "
-            f"{machine['threads']} threads, {machine['aten_kernels']} kernels; {caps}) with torch "
+            f"{machine['threads']} threads, ATen {machine['aten_kernels']} kernels; {caps}) with torch "
             f"{machine['torch']}; another CPU, kernel cap or thread count can give other weights from the same "
             "config and seed (README, \"Reproducing a run elsewhere\").")
 
