@@ -255,7 +255,7 @@ def _machine_text(machine):
     """Where the checkpoint was trained; "" for checkpoints that do not say (the earlier pipeline's)."""
     if not machine:
         return ""
-    caps = ", ".join(f"{name} {value}" for name, value in machine.items() if name.isupper())
+    caps = ", ".join(f"{name} {value}" for name, value in machine["kernel_caps"].items())
     return (f" Trained on {machine['cpu']} ({machine['device']}, {machine['processes']} process(es), "
             f"{machine['threads']} threads, ATen {machine['aten_kernels']} kernels; {caps}) with torch "
             f"{machine['torch']}; another CPU, kernel cap or thread count can give other weights from the same "

@@ -15,7 +15,7 @@ alone behind nnTrainer.py (`torchrun --nproc_per_node=N nnTrainer.py --config ..
   takes its share of each batch. Validation runs on rank 0 and its figures are broadcast, so the LR
   plateau steps, checkpoint choice and early stopping are the same on every rank; only rank 0 writes.
 """
-from osdkit.training import cpuSettings  # noqa: F401  isort: skip  (first: sets OpenMP's waiting before torch loads)
+from osdkit.training import cpuSettings  # isort: skip  (first: sets OpenMP's waiting before torch loads)
 import contextlib
 import json
 import math
@@ -249,7 +249,7 @@ def training_machine(device, world):
     give the same weights only where all of it is the same (README, "Reproducing a run elsewhere")."""
     return {"cpu": cpu_name(), "device": str(device), "processes": world, "torch": str(torch.__version__),
             "aten_kernels": torch.backends.cpu.get_cpu_capability(), "threads": torch.get_num_threads(),
-            **{name: os.environ.get(name, "not set") for name in cpuSettings.KERNEL_VARIABLES}}
+            "kernel_caps": {name: os.environ.get(name, "not set") for name in cpuSettings.KERNEL_VARIABLES}}
 
 
 @denormals_flushed()
