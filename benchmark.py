@@ -32,6 +32,7 @@ from osdkit.export import exportCore
 from osdkit.io import fileUtils
 from osdkit.model import checkpoints, deepEpiCnn
 from osdkit.sim import osdbSim
+from osdkit.training import trainer
 
 ROOT = Path(__file__).resolve().parent
 TRAINED = ROOT / "tests" / "fixtures" / "legacy_deepepicnn.pt"
@@ -240,7 +241,7 @@ def main(argv=None):
     args = get_args_parser().parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    results = {"machine": {"cpus": os.cpu_count(), "torch": torch.__version__}}
+    results = {"machine": {"cpus": os.cpu_count(), **trainer.training_machine(torch.device("cpu"), 1)}}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         results["formats"] = model_formats(work, args.quick)
