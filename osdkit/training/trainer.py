@@ -193,7 +193,8 @@ def checkpoint_paths(cfg, out_dir):
 
 
 def best_checkpoint(model, optimizer, run, state, metrics, machine):
-    """The `.pt` in the earlier pipeline's layout, plus `training_machine` (what `training_machine` says)."""
+    """The `.pt` in the earlier pipeline's layout, plus `training_machine`: the CPU, threads and kernels
+    that trained it (`machine`, from `training_machine`)."""
     return {"epoch": state["epoch"], "global_step": state["global_step"],
             "model_state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
             "optimizer_state_dict": optimizer.state_dict(), "val_loss": metrics.get("val_loss"),
@@ -304,8 +305,7 @@ def fit(run, train_windows, val_windows, out_dir, show_progress=True):
             state["best_score"], state["best_epoch"] = score, epoch + 1
         state["stopped"] = not cfg.useLrSchedule and state["stale_epochs"] >= cfg.earlyStoppingPatience
         if improved or not best_path.exists():
-            distUtils.save_on_master(best_checkpoint(model, optimizer, run, state, metrics, machine),
-                                  best_path)
+            distUtils.save_on_master(best_checkpoint(model, optimizer, run, state, metrics, machine), best_path)
         distUtils.save_on_master({"model_state_dict": model.state_dict(), "optimizer_state_dict": optimizer.state_dict(),
                                   "scheduler_state_dict": scheduler.state_dict(), "train_state": json.dumps(state)},
                                  resume_path)
