@@ -59,7 +59,7 @@ def test_end_to_end_writes_verified_formats_and_reports(tmp_path):
     folder = run_folder(tmp_path / "out")
     for suffix in (".pt", ".ptl", ".pte", ".json", "_model_card.md", "_training.png",
                    "_pt_testResults.json", "_pte_testResults.json", "_pte_event_results.csv",
-                   "_pte_threshold_sweep.png"):
+                   "_pte_threshold_sweep.png", "_response_map.json", "_response_map.png"):
         assert (folder / f"{MODEL}{suffix}").exists(), suffix
     results = json.loads((folder / f"{MODEL}_results_by_variant.json").read_text())
     assert results["parity"]["ptl_vs_pte_max_abs_logit_diff"] <= 1e-4
@@ -81,6 +81,9 @@ def test_end_to_end_writes_verified_formats_and_reports(tmp_path):
     assert machine["device"] == "cpu" and machine["processes"] == 1 and machine["threads"] >= 1
     assert machine["torch"] == torch.__version__ and machine["aten_kernels"] == torch.backends.cpu.get_cpu_capability()
     assert f"Trained on {machine['cpu']} (cpu, 1 process(es), {machine['threads']} threads" in card
+    response = json.loads((folder / f"{MODEL}_response_map.json").read_text())
+    assert response["input_size"] == 750 and response["threshold"] == entry["seizure_probability_threshold_pct"] / 100
+    assert all(f"- {line}." in card for line in response["lines"]) and "response map: " in res.stdout
 
 
 def assert_int8_written_or_said(folder, results, stdout):

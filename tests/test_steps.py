@@ -119,7 +119,7 @@ def test_model_card_lists_the_measured_weak_points():
             "wisdm_watch": {"app_hours": 2.0, "app_episodes_by_activity": episodes,
                             "app_episodes_by_person": {"wisdm-1603": {"ml": 8}, "wisdm-1606": {"ml": 0}}}}
     fold = SimpleNamespace(results={"pte": {"convulsion_15_30s": conv}, "parity": {}}, real=real,
-                           data_summary={"provenance": "OSDB and simulated"})
+                           data_summary={"provenance": "OSDB and simulated"}, response=None)
     limits = modelCard._limits(fold)
     assert "pte: only 7 of 10 test convulsions of 15-30 s reach ALARM before they end (the target is 80 %)." in limits
     assert "wisdm_watch: 2.00 h of held-out recordings, so one ALARM episode is 0.5 per hour" in limits

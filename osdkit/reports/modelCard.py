@@ -8,7 +8,7 @@ import torch
 from osdkit.data.osdbData import SAMPLE_RATE_HZ
 from osdkit.export import exportCore
 from osdkit.io import fileUtils
-from osdkit.reports import plots, realDataReport
+from osdkit.reports import plots, realDataReport, responseMap
 from osdkit.sim import osdbSim
 
 
@@ -117,6 +117,7 @@ def write_model_card(run, fold):
     if fold.real_lines:
         lines += ["", "## Real recordings (held-out people only; the real seizure never trained or tuned on)", ""]
         lines += [f"  - {line.strip()}" if line.startswith(" ") else f"- {line}" for line in fold.real_lines]
+    lines += _response_lines(fold.response)
     lines += ["", "## Known limits (measured on this run)", ""] + [f"- {line}" for line in _limits(fold)]
     plots = sorted(p.name for p in folder.glob("*.png"))
     if plots:
@@ -141,6 +142,12 @@ def _limits(fold):
         if check.get("n") and check["before_end_share"] < 0.8:
             out.append(f"{variant}: only {check['n_before_end']} of {check['n']} convulsions of 15-30 s in the "
                        "convulsion check reach ALARM before they end (the target is 80 %).")
+    for waveform in responseMap.WAVEFORMS if fold.response else ():
+        cells, ml, osd = responseMap.convulsion_band_counts(fold.response, waveform)
+        if ml < osd:
+            out.append(f"{waveform} shaking at a real convulsion's rate and strength: the model alone is in alarm on "
+                       f"{ml} of {cells} cells, the OSD algorithm on {osd}; the app ORs them, so such shaking "
+                       "alarms through the algorithm, not through this model.")
     for key, res in fold.real.items():
         if key in ("adl_wrist", "wisdm_watch"):
             worse = [a for a, row in res["app_episodes_by_activity"].items()
@@ -166,6 +173,17 @@ def _limits(fold):
                        + (" (`python osdbSim.py --check-real` measures how far the simulated convulsions are from "
                           "its shaking)." if simulated else "."))
     return out
+
+
+def _response_lines(response):
+    """The response map's section (responseMap): what the model answers to synthetic shaking."""
+    if not response:
+        return []
+    return ["", "## What the model answers to (synthetic shaking, `*_response_map.json/png`)", "",
+            f"Windows of {response['input_size']} samples of a watch at rest (1 g) shaken along gravity by a regular "
+            "oscillation, a train of clonic-like jerks or irregular shaking, at 1-8 Hz and 0.05-0.7 g SD; a cell is "
+            "in alarm when half its windows are. In the band and strength of real convulsions at the wrist:", ""
+            ] + [f"- {line}." for line in response["lines"]]
 
 
 def _real_people_text(data_summary):

@@ -25,6 +25,7 @@ class FoldResult:
     results: dict  # by variant (pt, pte, pte_int8) plus "parity"
     real: dict  # nnTester.evaluate_real's result, {} when there was none
     real_lines: list
+    response: dict = None  # responseMap's result: what the model answers to synthetic shaking
 
 
 def _values(folds, variant, key):
@@ -70,8 +71,9 @@ def write_summary(folder, folds, stem="kfold_summary", extra=None, notes=()):
     return summary
 
 
-def fold_result(name, folder, trained, data, alarm, results, real):
-    return FoldResult(name, Path(folder), trained, data.summary, alarm, results, real, realDataReport.format_real(real))
+def fold_result(name, folder, trained, data, alarm, results, real, response=None):
+    return FoldResult(name, Path(folder), trained, data.summary, alarm, results, real, realDataReport.format_real(real),
+                      response)
 
 
 def _stat(fn, values):

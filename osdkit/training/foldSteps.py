@@ -2,7 +2,7 @@
 train (or load) -> alarm settings -> exports (or, with --test alone, the app entries rewritten) ->
 tests; then the summary over the folds and a model card per fold.
 """
-from osdkit.reports import modelCard, runSummary
+from osdkit.reports import modelCard, responseMap, runSummary
 from osdkit.training import alarmSettings, convulsionCheck, distUtils, nnTester, trainer, trainExport
 
 
@@ -31,7 +31,18 @@ def evaluate_fold(run, args, folder, trained, data, name, alarm=None):
     seen = {str(e.user_id) for e in data.train_events + data.val_events}  # trained or tuned on
     real = nnTester.evaluate_real(args.evalReal or run.evaluation.realDataDir,
                                   trained.best_path.with_suffix(".pte"), alarm, folder, seen)
-    return runSummary.fold_result(name, folder, trained, data, alarm, results, real)
+    response = write_response_map(trained, alarm)
+    return runSummary.fold_result(name, folder, trained, data, alarm, results, real, response)
+
+
+def write_response_map(trained, alarm):
+    """responseMap beside the checkpoint (`<model>_response_map.json/png`): the .pte when there is one
+    (what the app runs), else the eager model."""
+    pte = trained.best_path.with_suffix(".pte")
+    predict = nnTester.pte_predict_fn(pte) if pte.exists() else nnTester.eager_predict_fn(trained.model)
+    stem = trained.best_path.with_name(trained.best_path.stem + "_response_map")
+    return responseMap.write_response_map(stem, predict, trained.input_shape[-1], alarm["threshold_pct"] / 100,
+                                          alarm["gate_pct"])
 
 
 def write_reports(run, folder, folds, stem="kfold_summary", extra=None, notes=()):

@@ -1,0 +1,105 @@
+"""The response map (osdkit.reports.responseMap): the synthetic shaking is what it says, the map's
+cells count what the app would count, and the card says where the model leaves shaking to the OSD
+algorithm. Stub models with known p; no trained model's accuracy."""
+import json
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from osdkit.reports import modelCard, responseMap
+
+N = 375
+
+
+def constant(p):
+    return lambda batch: np.full(len(batch), p)
+
+
+@pytest.mark.parametrize("sd", [0.05, 0.3, 0.5])
+def test_an_oscillation_has_the_rate_and_strength_asked(sd):
+    windows = responseMap.synthetic_windows("oscillation", 4.0, sd, N, draws=3)
+    assert windows.shape == (3, N) and np.all(windows > 0)
+    assert windows.std(axis=1) == pytest.approx(sd, rel=0.03)  # the sensor's 5 mg noise on top
+    assert windows.mean(axis=1) == pytest.approx(1.0, abs=0.01)
+    spectrum = np.abs(np.fft.rfft(windows - windows.mean(axis=1, keepdims=True), axis=1))
+    assert np.all(np.fft.rfftfreq(N, 1 / 25)[spectrum.argmax(axis=1)] == pytest.approx(4.0, abs=0.07))
+
+
+def test_jerks_come_at_the_rate_and_irregular_shaking_stays_in_its_octave():
+    rng = np.random.default_rng(0)
+    jerks = responseMap.shaking("jerks", 3.0, N, rng)
+    pushes = np.flatnonzero((jerks[1:-1] > jerks[:-2]) & (jerks[1:-1] >= jerks[2:]) & (jerks[1:-1] > 0.5))
+    assert 3.0 * 15 * 0.8 <= len(pushes) <= 3.0 * 15 * 1.2  # one push per jerk, 15 % jitter
+    irregular = responseMap.shaking("irregular", 4.0, N, rng)
+    power = np.abs(np.fft.rfft(irregular)) ** 2
+    freqs = np.fft.rfftfreq(N, 1 / 25)
+    inside = (freqs >= 4 / np.sqrt(2)) & (freqs <= 4 * np.sqrt(2))
+    assert power[inside].sum() / power.sum() > 0.999
+    with pytest.raises(ValueError, match="unknown waveform 'tap'"):
+        responseMap.shaking("tap", 3.0, N, rng)
+
+
+def test_cells_count_the_models_p_the_movement_gate_and_the_osd_algorithm():
+    result = responseMap.response_map(constant(0.7), N, threshold=0.5, gate_pct=7)
+    osc = result["waveforms"]["oscillation"]
+    assert np.all(np.array(osc["p_median"]) == 0.7)
+    ml = np.array(osc["ml_in_alarm"])
+    assert np.all(ml[:, 0] == 0) and np.all(ml[:, 1:] == 1)  # 0.05 g SD moves 5 % < the 7 % gate
+    osd = np.array(osc["osd_in_alarm"])
+    rates = result["rates_hz"]
+    assert np.all(osd[rates.index(4.0), 2:] == 1)  # a 4 Hz oscillation of 0.2 g and more: in the 3-8 Hz band
+    assert np.all(osd[rates.index(1.0)] == 0)  # 1 Hz: outside it
+    below = responseMap.response_map(constant(0.4), N, threshold=0.5, gate_pct=0)
+    assert all(np.all(np.array(w["ml_in_alarm"]) == 0) for w in below["waveforms"].values())
+    assert below["waveforms"]["oscillation"]["osd_in_alarm"] == result["waveforms"]["oscillation"]["osd_in_alarm"]
+
+
+def test_the_map_uses_the_models_own_input_size():
+    seen = []
+    responseMap.response_map(lambda batch: seen.append((batch.shape[1:], batch.dtype)) or np.zeros(len(batch)),
+                             250, 0.5, 0)
+    assert set(seen) == {((1, 250), np.dtype(np.float32))}
+
+
+def hand_made(ml_cells):
+    """A result whose oscillation is in alarm for the OSD algorithm on every cell and for the model on
+    the (rate, sd) cells given; the other waveforms in alarm for both everywhere."""
+    shape = (len(responseMap.RATES_HZ), len(responseMap.SDS_G))
+    ml = np.zeros(shape)
+    for rate, sd in ml_cells:
+        ml[responseMap.RATES_HZ.index(rate), responseMap.SDS_G.index(sd)] = 1.0
+    full = np.ones(shape).tolist()
+    waveforms = {w: {"p_median": full, "ml_in_alarm": full, "osd_in_alarm": full} for w in responseMap.WAVEFORMS}
+    waveforms["oscillation"] = {"p_median": ml.tolist(), "ml_in_alarm": ml.tolist(), "osd_in_alarm": full}
+    return {"rates_hz": list(responseMap.RATES_HZ), "sds_g": list(responseMap.SDS_G), "input_size": N,
+            "threshold": 0.5, "gate_pct": 2, "waveforms": waveforms}
+
+
+def test_the_summary_counts_the_convulsion_band_and_the_card_says_what_the_model_leaves_to_the_algorithm():
+    result = hand_made([(3.0, 0.3), (5.0, 0.7), (1.0, 0.7), (3.0, 0.05)])  # two cells inside the band
+    assert responseMap.convulsion_band_counts(result, "oscillation") == (9, 2, 9)
+    assert responseMap.convulsion_band_counts(result, "jerks") == (9, 9, 9)
+    result["lines"] = responseMap.summary_lines(result)
+    assert result["lines"][0] == ("oscillation shaking, 3-5 Hz at 0.3-0.7 g SD: the model in alarm on 2 of 9 cells, "
+                                  "the OSD algorithm on 9 (p > 0.5, one datapoint, no escalation)")
+    fold = SimpleNamespace(results={}, real={}, data_summary={}, response=result)
+    limits = modelCard._limits(fold)
+    assert sum("shaking at a real convulsion's rate and strength" in line for line in limits) == 1
+    assert any(line.startswith("oscillation shaking at a real convulsion's rate and strength: the model alone is "
+                               "in alarm on 2 of 9 cells, the OSD algorithm on 9") for line in limits)
+    section = modelCard._response_lines(result)
+    assert "## What the model answers to (synthetic shaking, `*_response_map.json/png`)" in section
+    assert f"- {result['lines'][0]}." in section
+    assert modelCard._response_lines(None) == []
+    assert not any("convulsion's rate" in line for line in modelCard._limits(SimpleNamespace(
+        results={}, real={}, data_summary={}, response=None)))
+
+
+def test_written_files_hold_the_map_and_its_lines(tmp_path, capsys):
+    result = responseMap.write_response_map(tmp_path / "m_response_map", constant(0.9), N, 0.5, 2)
+    saved = json.loads((tmp_path / "m_response_map.json").read_text())
+    assert saved["lines"] == result["lines"] and saved["input_size"] == N and saved["draws"] == responseMap.DRAWS
+    assert (tmp_path / "m_response_map.png").stat().st_size > 0
+    assert capsys.readouterr().out.count("response map: ") == len(responseMap.WAVEFORMS)
+    assert not list(tmp_path.glob("*.tmp*"))
