@@ -1,5 +1,5 @@
 """The response map (osdkit.reports.responseMap): the synthetic shaking is what it says, the map's
-cells count what the app would count, and the card says where the model leaves shaking to the OSD
+cells escalate as the app does, and the card says where the model leaves shaking to the OSD
 algorithm. Stub models with known p; no trained model's accuracy."""
 import json
 from types import SimpleNamespace
@@ -17,13 +17,16 @@ def constant(p):
 
 
 @pytest.mark.parametrize("sd", [0.05, 0.3, 0.5])
-def test_an_oscillation_has_the_rate_and_strength_asked(sd):
-    windows = responseMap.synthetic_windows("oscillation", 4.0, sd, N, draws=3)
-    assert windows.shape == (3, N) and np.all(windows > 0)
-    assert windows.std(axis=1) == pytest.approx(sd, rel=0.03)  # the sensor's 5 mg noise on top
-    assert windows.mean(axis=1) == pytest.approx(1.0, abs=0.01)
-    spectrum = np.abs(np.fft.rfft(windows - windows.mean(axis=1, keepdims=True), axis=1))
-    assert np.all(np.fft.rfftfreq(N, 1 / 25)[spectrum.argmax(axis=1)] == pytest.approx(4.0, abs=0.07))
+def test_a_bout_rests_then_oscillates_at_the_rate_and_strength_asked(sd):
+    rng = np.random.default_rng(1)
+    mag = responseMap.bout("oscillation", 4.0, sd, N, rng)
+    assert mag.shape == (N + 30 * 25,) and np.all(mag > 0)
+    assert mag[:N].std() < 0.01 and mag[:N].mean() == pytest.approx(1.0, abs=0.002)  # at rest first
+    shaking = mag[N:]
+    assert shaking.std() == pytest.approx(sd, rel=0.03)  # the sensor's 5 mg noise on top
+    spectrum = np.abs(np.fft.rfft(shaking - shaking.mean()))
+    assert np.fft.rfftfreq(len(shaking), 1 / 25)[spectrum.argmax()] == pytest.approx(4.0, abs=0.05)
+    assert list(responseMap.datapoint_ends(N)) == [N + 125 * k for k in range(1, 7)]  # 5 s datapoints
 
 
 def test_jerks_come_at_the_rate_and_irregular_shaking_stays_in_its_octave():
@@ -36,23 +39,38 @@ def test_jerks_come_at_the_rate_and_irregular_shaking_stays_in_its_octave():
     freqs = np.fft.rfftfreq(N, 1 / 25)
     inside = (freqs >= 4 / np.sqrt(2)) & (freqs <= 4 * np.sqrt(2))
     assert power[inside].sum() / power.sum() > 0.999
-    with pytest.raises(ValueError, match="unknown waveform 'tap'"):
-        responseMap.shaking("tap", 3.0, N, rng)
 
 
-def test_cells_count_the_models_p_the_movement_gate_and_the_osd_algorithm():
+def test_cells_escalate_the_models_p_the_movement_gate_and_the_osd_algorithm_as_the_app_does():
     result = responseMap.response_map(constant(0.7), N, threshold=0.5, gate_pct=7)
     osc = result["waveforms"]["oscillation"]
     assert np.all(np.array(osc["p_median"]) == 0.7)
-    ml = np.array(osc["ml_in_alarm"])
-    assert np.all(ml[:, 0] == 0) and np.all(ml[:, 1:] == 1)  # 0.05 g SD moves 5 % < the 7 % gate
-    osd = np.array(osc["osd_in_alarm"])
-    rates = result["rates_hz"]
+    ml, latency = np.array(osc["ml_alarm"]), np.array(osc["ml_latency_s"], dtype=float)
+    assert np.all(ml[:, 0] == 0) and np.all(np.isnan(latency[:, 0]))  # 0.05 g SD moves 5 % < the 7 % gate
+    assert np.all(ml[:, 1:] == 1) and np.all(latency[:, 1:] == 15)  # in alarm from the first datapoint: 3rd at 15 s
+    osd, rates = np.array(osc["osd_alarm"]), result["rates_hz"]
     assert np.all(osd[rates.index(4.0), 2:] == 1)  # a 4 Hz oscillation of 0.2 g and more: in the 3-8 Hz band
+    assert np.all(np.array(osc["osd_latency_s"])[rates.index(4.0)][2:] == 15)
     assert np.all(osd[rates.index(1.0)] == 0)  # 1 Hz: outside it
     below = responseMap.response_map(constant(0.4), N, threshold=0.5, gate_pct=0)
-    assert all(np.all(np.array(w["ml_in_alarm"]) == 0) for w in below["waveforms"].values())
-    assert below["waveforms"]["oscillation"]["osd_in_alarm"] == result["waveforms"]["oscillation"]["osd_in_alarm"]
+    assert all(np.all(np.array(w["ml_alarm"]) == 0) for w in below["waveforms"].values())
+    assert below["waveforms"]["oscillation"]["osd_alarm"] == osc["osd_alarm"]
+
+
+def only_when_full(batch):
+    """p = 1 when the window's oldest 5 s already move (the whole window is shaking), else 0."""
+    return (batch[:, 0, :125].std(axis=1) > 0.02).astype(float)
+
+
+@pytest.mark.parametrize("input_size, seconds", [(375, 25.0), (250, 20.0), (750, None)])
+def test_the_alarm_comes_as_late_as_the_window_fills_and_needs_three_datapoints_in_a_row(input_size, seconds):
+    """A model that answers only to a window full of shaking is in alarm from the datapoint its window
+    fills (15 s for 375 samples) and reaches ALARM two datapoints later; a 30 s window fills only at
+    the bout's last datapoint, so never ALARM within it."""
+    result = responseMap.response_map(only_when_full, input_size, threshold=0.5, gate_pct=0)
+    cell = result["waveforms"]["oscillation"]
+    assert cell["ml_latency_s"][3][4] == seconds and cell["ml_alarm"][3][4] == (0.0 if seconds is None else 1.0)
+    assert cell["p_median"][3][4] == 1.0  # the last datapoint's window is all shaking for every size here
 
 
 def test_the_map_uses_the_models_own_input_size():
@@ -60,6 +78,8 @@ def test_the_map_uses_the_models_own_input_size():
     responseMap.response_map(lambda batch: seen.append((batch.shape[1:], batch.dtype)) or np.zeros(len(batch)),
                              250, 0.5, 0)
     assert set(seen) == {((1, 250), np.dtype(np.float32))}
+    with pytest.raises(ValueError, match="unknown waveform 'tap'"):
+        responseMap.bout("tap", 3.0, 0.3, 250, np.random.default_rng(0))
 
 
 def hand_made(ml_cells):
@@ -70,10 +90,10 @@ def hand_made(ml_cells):
     for rate, sd in ml_cells:
         ml[responseMap.RATES_HZ.index(rate), responseMap.SDS_G.index(sd)] = 1.0
     full = np.ones(shape).tolist()
-    waveforms = {w: {"p_median": full, "ml_in_alarm": full, "osd_in_alarm": full} for w in responseMap.WAVEFORMS}
-    waveforms["oscillation"] = {"p_median": ml.tolist(), "ml_in_alarm": ml.tolist(), "osd_in_alarm": full}
+    waveforms = {w: {"p_median": full, "ml_alarm": full, "osd_alarm": full} for w in responseMap.WAVEFORMS}
+    waveforms["oscillation"] = {"p_median": ml.tolist(), "ml_alarm": ml.tolist(), "osd_alarm": full}
     return {"rates_hz": list(responseMap.RATES_HZ), "sds_g": list(responseMap.SDS_G), "input_size": N,
-            "threshold": 0.5, "gate_pct": 2, "waveforms": waveforms}
+            "bout_s": 30, "threshold": 0.5, "gate_pct": 2, "waveforms": waveforms}
 
 
 def test_the_summary_counts_the_convulsion_band_and_the_card_says_what_the_model_leaves_to_the_algorithm():
@@ -81,13 +101,13 @@ def test_the_summary_counts_the_convulsion_band_and_the_card_says_what_the_model
     assert responseMap.convulsion_band_counts(result, "oscillation") == (9, 2, 9)
     assert responseMap.convulsion_band_counts(result, "jerks") == (9, 9, 9)
     result["lines"] = responseMap.summary_lines(result)
-    assert result["lines"][0] == ("oscillation shaking, 3-5 Hz at 0.3-0.7 g SD: the model in alarm on 2 of 9 cells, "
-                                  "the OSD algorithm on 9 (p > 0.5, one datapoint, no escalation)")
+    assert result["lines"][0] == ("oscillation shaking, 3-5 Hz at 0.3-0.7 g SD: 30 s bouts reach ALARM from the "
+                                  "model alone (p > 0.5) on 2 of 9 cells, from the OSD algorithm on 9")
     fold = SimpleNamespace(results={}, real={}, data_summary={}, response=result)
     limits = modelCard._limits(fold)
     assert sum("shaking at a real convulsion's rate and strength" in line for line in limits) == 1
-    assert any(line.startswith("oscillation shaking at a real convulsion's rate and strength: the model alone is "
-                               "in alarm on 2 of 9 cells, the OSD algorithm on 9") for line in limits)
+    assert any(line.startswith("oscillation shaking at a real convulsion's rate and strength: the model alone "
+                               "reaches ALARM on 2 of 9 cells, the OSD algorithm on 9") for line in limits)
     section = modelCard._response_lines(result)
     assert "## What the model answers to (synthetic shaking, `*_response_map.json/png`)" in section
     assert f"- {result['lines'][0]}." in section

@@ -145,8 +145,8 @@ def _limits(fold):
     for waveform in responseMap.WAVEFORMS if fold.response else ():
         cells, ml, osd = responseMap.convulsion_band_counts(fold.response, waveform)
         if ml < osd:
-            out.append(f"{waveform} shaking at a real convulsion's rate and strength: the model alone is in alarm on "
-                       f"{ml} of {cells} cells, the OSD algorithm on {osd}; the app ORs them, so such shaking "
+            out.append(f"{waveform} shaking at a real convulsion's rate and strength: the model alone reaches ALARM "
+                       f"on {ml} of {cells} cells, the OSD algorithm on {osd}; the app ORs them, so there such shaking "
                        "alarms through the algorithm, not through this model.")
     for key, res in fold.real.items():
         if key in ("adl_wrist", "wisdm_watch"):
@@ -180,10 +180,11 @@ def _response_lines(response):
     if not response:
         return []
     return ["", "## What the model answers to (synthetic shaking, `*_response_map.json/png`)", "",
-            f"Windows of {response['input_size']} samples of a watch at rest (1 g) shaken along gravity by a regular "
-            "oscillation, a train of clonic-like jerks or irregular shaking, at 1-8 Hz and 0.05-0.7 g SD; a cell is "
-            "in alarm when half its windows are. In the band and strength of real convulsions at the wrist:", ""
-            ] + [f"- {line}." for line in response["lines"]]
+            f"A watch at rest (1 g), then {response['bout_s']} s shaken along gravity by a regular oscillation, a "
+            "train of clonic-like jerks or irregular shaking at 1-8 Hz and 0.05-0.7 g SD, run as the app runs "
+            "(a datapoint every 5 s, ALARM on the 3rd in-alarm datapoint in a row), the model and the OSD algorithm "
+            "each alone; a cell counts when half its bouts reach ALARM before the shaking ends. In the band and "
+            "strength of real convulsions at the wrist:", ""] + [f"- {line}." for line in response["lines"]]
 
 
 def _real_people_text(data_summary):

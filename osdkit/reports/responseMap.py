@@ -1,17 +1,19 @@
 """What a trained model answers to synthetic shaking, beside the OSD algorithm: which rhythms and
-strengths the model alarms on, and which it leaves to the algorithm the app ORs it with.
+strengths raise ALARM from the model alone, and which it leaves to the algorithm the app ORs it with.
 
-Each window is the watch at rest (1 g) shaken along gravity by one waveform at one rate and strength,
-magnitude |1 g + shaking| as the watch reports it, the model's own input length:
+A bout is a watch at rest (1 g) for one input length, then BOUT_S seconds shaken along gravity by one
+waveform at one rate and strength; the watch reports the magnitude |1 g + shaking| plus its noise:
 - oscillation: a sine (a limb shaking back and forth: tremor, brushing teeth, a very regular convulsion);
 - jerks: biphasic jerks (the push and the braking of one quick flexion, a Gaussian's derivative)
   at the rate, 15 % interval jitter, amplitudes varying by about 25 % (clonic jerking);
 - irregular: noise in the octave around the rate (rate/sqrt 2 to rate*sqrt 2), no rhythm.
 Strength is the shaking's standard deviation in g (real convulsions at the wrist: 3-4.5 Hz, 0.3-0.7 g).
-Per cell, DRAWS windows (random phases, jitter, noise; a fixed seed): the median p(seizure), the share
-the app's ML result counts in alarm (p > threshold and the movement gate passes) and the share the
-OSD algorithm (the app's defaults) counts in alarm on the newest 5 s. A single datapoint, not the
-escalation: shaking that lasts 15 s or more gives the app its three in a row when the cell is in alarm.
+The app runs on it as on a recording: a datapoint every 5 s, the model on the newest input length
+(p > threshold and the movement gate passing: in alarm), the OSD algorithm (the app's defaults) on the
+newest 5 s, each escalated alone (ALARM on the 3rd in-alarm datapoint in a row, osdAlgorithm.escalate).
+Per cell, DRAWS bouts (random phases, jitter, noise; a fixed seed): the share reaching ALARM before the
+shaking ends and the median seconds from its onset, for the model and the algorithm, and the median p
+on the last datapoint (the shaking alone when the input is at most BOUT_S long).
 """
 import numpy as np
 from matplotlib.figure import Figure
@@ -26,7 +28,9 @@ RATES_HZ = (1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0)
 SDS_G = (0.05, 0.1, 0.2, 0.3, 0.5, 0.7)
 CONVULSION_RATES_HZ = (3.0, 4.0, 5.0)  # the cells the summary calls a real convulsion's band and strength
 CONVULSION_SDS_G = (0.3, 0.5, 0.7)
-DRAWS = 4
+DRAWS = 3
+BOUT_S = 30  # the longest of the 15-30 s convulsions that must reach ALARM before they end
+BOUT_SAMPLES = int(BOUT_S * SAMPLE_RATE_HZ)
 REST_G = 1.0
 SENSOR_NOISE_G = 0.005
 SEED = 20261207
@@ -54,56 +58,82 @@ def shaking(waveform, rate_hz, n, rng):
     return s / s.std()
 
 
-def synthetic_windows(waveform, rate_hz, sd_g, n, draws=DRAWS, rng=None):
-    """(draws, n) magnitudes in g: |REST_G + sd_g * shaking| plus the sensor's noise."""
-    rng = np.random.default_rng(SEED) if rng is None else rng
-    return np.stack([np.abs(REST_G + sd_g * shaking(waveform, rate_hz, n, rng) + rng.normal(0, SENSOR_NOISE_G, n))
-                     for _ in range(draws)])
+def bout(waveform, rate_hz, sd_g, input_size, rng):
+    """Magnitude (g) of a watch at rest for input_size samples, then BOUT_S s of sd_g * shaking."""
+    motion = np.r_[np.zeros(input_size), sd_g * shaking(waveform, rate_hz, BOUT_SAMPLES, rng)]
+    return np.abs(REST_G + motion + rng.normal(0, SENSOR_NOISE_G, len(motion)))
+
+
+def datapoint_ends(input_size):
+    """Sample index after each datapoint that holds shaking: the app's 5 s datapoints from its onset."""
+    return input_size + SAMPLES_PER_DP * np.arange(1, BOUT_SAMPLES // SAMPLES_PER_DP + 1)
+
+
+def _alarm_after(in_alarm):
+    """Seconds from the shaking's onset to ALARM (escalated per bout, rows of datapoints), NaN for none."""
+    n_bouts, n_dps = in_alarm.shape
+    state = osdAlgorithm.escalate(in_alarm.ravel(), group=np.repeat(np.arange(n_bouts), n_dps)).reshape(in_alarm.shape)
+    reached = state == ALARM
+    return np.where(reached.any(axis=1), (reached.argmax(axis=1) + 1) * SAMPLES_PER_DP / SAMPLE_RATE_HZ, np.nan)
+
+
+def _cell_figures(after):
+    """(share of bouts reaching ALARM, median seconds to it or None) of one cell."""
+    reached = after[~np.isnan(after)]
+    return float(len(reached) / len(after)), float(np.median(reached)) if len(reached) else None
 
 
 def response_map(predict, input_size, threshold, gate_pct):
-    """{waveform: {p_median, ml_in_alarm, osd_in_alarm}} as [rate][sd] lists, plus the grid and settings.
-    `predict`: batch (N, 1, L) float32 -> p(seizure) (N,), e.g. nnTester.pte_predict_fn."""
+    """{waveform: {p_median, ml_alarm, ml_latency_s, osd_alarm, osd_latency_s}} as [rate][sd] lists, plus
+    the grid and settings. `predict`: batch (N, 1, L) float32 -> p(seizure) (N,), e.g. nnTester.pte_predict_fn."""
     rng = np.random.default_rng(SEED)
+    ends = datapoint_ends(input_size)
+    shape = (len(RATES_HZ), len(SDS_G), DRAWS, len(ends))
     out = {"rates_hz": list(RATES_HZ), "sds_g": list(SDS_G), "input_size": int(input_size), "draws": DRAWS,
-           "threshold": float(threshold), "gate_pct": gate_pct, "waveforms": {}}
+           "bout_s": BOUT_S, "threshold": float(threshold), "gate_pct": gate_pct, "waveforms": {}}
     for waveform in WAVEFORMS:
-        cells = [[synthetic_windows(waveform, rate, sd, input_size, rng=rng) for sd in SDS_G] for rate in RATES_HZ]
-        flat = np.concatenate([w for row in cells for w in row]).astype(np.float32)
-        p = np.asarray(predict(flat[:, None, :]), dtype=float).reshape(len(RATES_HZ), len(SDS_G), DRAWS)
-        moving = windowing.movement_gate(flat, gate_pct).reshape(p.shape)
-        osd = osdAlgorithm.osd_algorithm(1000 * flat[:, -SAMPLES_PER_DP:])["result"].reshape(p.shape) == ALARM
-        out["waveforms"][waveform] = {"p_median": np.median(p, axis=-1).round(4).tolist(),
-                                      "ml_in_alarm": ((p > threshold) & moving).mean(axis=-1).tolist(),
-                                      "osd_in_alarm": osd.mean(axis=-1).tolist()}
+        bouts = np.stack([bout(waveform, rate, sd, input_size, rng) for rate in RATES_HZ for sd in SDS_G
+                          for _ in range(DRAWS)])
+        windows = np.stack([bouts[:, end - input_size:end] for end in ends], axis=1).astype(np.float32)
+        flat = windows.reshape(-1, input_size)
+        p = np.asarray(predict(flat[:, None, :]), dtype=float).reshape(shape)
+        ml = (p > threshold) & windowing.movement_gate(flat, gate_pct).reshape(shape)
+        osd = (osdAlgorithm.osd_algorithm(1000 * flat[:, -SAMPLES_PER_DP:])["result"] == ALARM).reshape(shape)
+        res = {"p_median": np.median(p[..., -1], axis=-1).round(4).tolist()}
+        for name, in_alarm in (("ml", ml), ("osd", osd)):
+            after = _alarm_after(in_alarm.reshape(-1, len(ends))).reshape(shape[:3])
+            cells = [[_cell_figures(after[r, s]) for s in range(len(SDS_G))] for r in range(len(RATES_HZ))]
+            res[f"{name}_alarm"] = [[share for share, _ in row] for row in cells]
+            res[f"{name}_latency_s"] = [[latency for _, latency in row] for row in cells]
+        out["waveforms"][waveform] = res
     return out
 
 
 def convulsion_band_counts(result, waveform):
-    """(cells, model in alarm, algorithm in alarm) over the convulsion band and strengths: a cell counts
-    when at least half its windows are in alarm."""
+    """(cells, model's ALARM, algorithm's ALARM) over the convulsion band and strengths: a cell counts
+    when at least half its bouts reach ALARM before the shaking ends."""
     rows = [result["rates_hz"].index(r) for r in CONVULSION_RATES_HZ]
     cols = [result["sds_g"].index(s) for s in CONVULSION_SDS_G]
     res = result["waveforms"][waveform]
     count = (lambda key: sum(res[key][i][j] >= 0.5 for i in rows for j in cols))
-    return len(rows) * len(cols), count("ml_in_alarm"), count("osd_in_alarm")
+    return len(rows) * len(cols), count("ml_alarm"), count("osd_alarm")
 
 
 def summary_lines(result):
-    """One line per waveform: the convulsion band's cells in alarm, the model's and the algorithm's."""
+    """One line per waveform: the convulsion band's cells in ALARM, the model's and the algorithm's."""
     band = (f"{CONVULSION_RATES_HZ[0]:g}-{CONVULSION_RATES_HZ[-1]:g} Hz at {CONVULSION_SDS_G[0]:g}-"
             f"{CONVULSION_SDS_G[-1]:g} g SD")
     lines = []
     for waveform in WAVEFORMS:
         cells, ml, osd = convulsion_band_counts(result, waveform)
-        lines.append(f"{waveform} shaking, {band}: the model in alarm on {ml} of {cells} cells, the OSD "
-                     f"algorithm on {osd} (p > {result['threshold']:g}, one datapoint, no escalation)")
+        lines.append(f"{waveform} shaking, {band}: {result['bout_s']} s bouts reach ALARM from the model alone "
+                     f"(p > {result['threshold']:g}) on {ml} of {cells} cells, from the OSD algorithm on {osd}")
     return lines
 
 
 def plot_response_map(result, path):
-    """One panel per waveform: median p(seizure) by rate and strength; M where the model is in alarm,
-    O where the OSD algorithm is (half the windows or more)."""
+    """One panel per waveform: median p(seizure) on the last datapoint by rate and strength; M where the
+    model reaches ALARM, O where the OSD algorithm does (half the bouts or more)."""
     fig = Figure(figsize=(5 * len(WAVEFORMS), 4), layout="tight")
     for i, waveform in enumerate(WAVEFORMS, start=1):
         res = result["waveforms"][waveform]
@@ -111,13 +141,14 @@ def plot_response_map(result, path):
         image = ax.imshow(np.array(res["p_median"]).T, origin="lower", vmin=0, vmax=1, cmap="viridis", aspect="auto")
         for r in range(len(result["rates_hz"])):
             for s in range(len(result["sds_g"])):
-                marks = ("M" if res["ml_in_alarm"][r][s] >= 0.5 else "") + ("O" if res["osd_in_alarm"][r][s] >= 0.5 else "")
+                marks = ("M" if res["ml_alarm"][r][s] >= 0.5 else "") + ("O" if res["osd_alarm"][r][s] >= 0.5 else "")
                 ax.text(r, s, marks, ha="center", va="center", color="white" if res["p_median"][r][s] < 0.5 else "black")
         ax.set(xticks=range(len(result["rates_hz"])), xticklabels=[f"{r:g}" for r in result["rates_hz"]],
                yticks=range(len(result["sds_g"])), yticklabels=[f"{s:g}" for s in result["sds_g"]],
                xlabel="rate (Hz)", ylabel="shaking SD (g)", title=f"{waveform}: median p(seizure)")
         fig.colorbar(image, ax=ax)
-    fig.suptitle(f"Synthetic shaking at 1 g rest: M model in alarm (p > {result['threshold']:g}), O OSD algorithm")
+    fig.suptitle(f"{result['bout_s']} s of synthetic shaking after rest: M the model reaches ALARM (p > "
+                 f"{result['threshold']:g}), O the OSD algorithm does")
     fileUtils.save_figure_atomic(fig, path)
 
 
