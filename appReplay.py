@@ -2,6 +2,7 @@
 datapoint over OSDB event files.
 
     python appReplay.py model.pte [more.pte or .pt ...] events.json [more.json ...] [--plots DIR]
+    python appReplay.py model.pte [more ...] --response-map DIR   # what each model answers to, no events needed
 
 Files ending in .pte (run with the ExecuTorch runtime, one window at a time as on the phone) or .pt
 (checkpoints, run eager) are models; the others are OSDB event files. As the app does, per datapoint:
@@ -19,6 +20,8 @@ per reason). The replay runs on the main job's one timeline (appEvaluation.app_v
 main job's figures for the same events and model: the buffer and the escalation start again after a
 gap of more than 7.5 s between datapoints (the app itself keeps its buffer across such a gap, whose
 window holds no signal the watch saw in one piece).
+--response-map DIR writes each model's response map there (osdkit.reports.responseMap: 30 s bouts of
+synthetic shaking, the model and the OSD algorithm each escalated alone), as the main job does for its own.
 """
 from osdkit.cli import startup  # noqa: F401  isort: skip  (before the libraries: Ctrl-C while they load exits quietly)
 import json
@@ -35,7 +38,7 @@ from osdkit.data import osdbData, windowing
 from osdkit.export import exportCore
 from osdkit.io import fileUtils
 from osdkit.model import checkpoints
-from osdkit.reports import plots
+from osdkit.reports import plots, responseMap
 from osdkit.sim import osdbSim
 from osdkit.training import nnTester
 
@@ -200,6 +203,18 @@ def write_report(path, report):
         tmp.write_text(json.dumps(json_ready(report), indent=2, allow_nan=False) + "\n")
 
 
+def write_response_maps(folder, models):
+    """Each model's response map in `folder` (created), named after its column with anything but letters,
+    digits, '-' and '_' replaced (model.pte -> model_pte_response_map.json), with its app settings."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, (predict, settings) in models.items():
+        stem = folder / (re.sub(r"[^A-Za-z0-9_-]", "_", name) + "_response_map")
+        print(f"{name}: response map {stem}.json / .png")
+        responseMap.write_response_map(stem, predict, settings["input_size"],
+                                       settings["seizure_probability_threshold_pct"] / 100,
+                                       settings["accel_std_threshold_pct"])
+
+
 def get_args_parser():
     parser = cliUtils.CliParser(description=__doc__.splitlines()[0])
     parser.add_argument("files", nargs="+", help="model(s) (.pte, .pt) and OSDB event JSON file(s)")
@@ -214,6 +229,9 @@ def get_args_parser():
     parser.add_argument("--max-plots", type=cliUtils.positive_int, default=50,
                         help="at most this many plots (default: %(default)s)")
     parser.add_argument("--json", help="write every event's replay to this JSON file")
+    parser.add_argument("--response-map", metavar="DIR",
+                        help="write each model's response map (synthetic shaking) into this folder (created); "
+                             "event files are then optional")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks")
     return parser
 
@@ -222,14 +240,21 @@ def main(argv=None):
     args = get_args_parser().parse_args(argv)
     model_paths = [Path(f) for f in args.files if Path(f).suffix in MODEL_SUFFIXES]
     event_paths = [f for f in args.files if Path(f).suffix not in MODEL_SUFFIXES]
-    if not event_paths:
+    if not event_paths and not args.response_map:
         raise ValueError("no OSDB event file given (models end in .pte or .pt, event files do not)")
+    if args.response_map and not model_paths:
+        raise ValueError("--response-map needs a model (.pte or .pt)")
     cliUtils.check_output_path(args.json, "--json")
     cliUtils.check_output_folder(args.plots, "--plots")
+    cliUtils.check_output_folder(args.response_map, "--response-map")
     models = {}
     for name, path in zip(model_columns(model_paths), model_paths):
         predict, own = load_model(path, args.input_size, args.input_norm)
         models[name] = (predict, app_settings(path, args.input_size, args.gate_pct, args.threshold_pct, own))
+    if args.response_map:
+        write_response_maps(Path(args.response_map), models)
+    if not event_paths:
+        return 0
     events = read_event_files(event_paths)
     run = replay(events, models)
     timeline = run["timeline"]

@@ -8,6 +8,7 @@ from osdkit.app import appEvaluation, appIndex
 from osdkit.data import osdbData, windowing
 from osdkit.export import exportCore
 from osdkit.model import checkpoints
+from osdkit.reports import responseMap
 from osdkit.sim import osdbSim
 from osdkit.training import nnTester
 
@@ -63,6 +64,34 @@ def test_replay_cli_prints_alarms_and_draws_timelines(exported, tmp_path):
     assert set(saved["events"][0]["states"]) == {"model.pte", "OSD", "app", "recorded"}
     lines = res.stdout.splitlines()
     assert [line.split(":")[0] for line in lines[-4:]] == ["model.pte", "OSD", "recorded", "app"]
+
+
+def test_response_map_of_any_model_is_the_main_jobs_map_with_its_entrys_settings(exported, tmp_path):
+    """The main job writes a response map for its own model; --response-map gives the same for any .pte,
+    with the settings of the entry beside it, and needs no event file."""
+    tmp, _, _ = exported
+    res = run_script("appReplay.py", tmp / "model.pte", "--response-map", tmp_path / "maps")
+    assert res.returncode == 0, res.stderr
+    saved = json.loads((tmp_path / "maps" / "model_pte_response_map.json").read_text())
+    assert (tmp_path / "maps" / "model_pte_response_map.png").stat().st_size > 1000
+    assert saved["input_size"] == 750 and saved["threshold"] == 0.5 and saved["gate_pct"] == 5  # the entry's
+    expected = responseMap.response_map(nnTester.pte_predict_fn(tmp / "model.pte"), 750, 0.5, 5)
+    assert saved["waveforms"] == json.loads(json.dumps(expected["waveforms"]))
+    assert res.stdout.count("response map: ") == len(responseMap.WAVEFORMS)
+
+
+@pytest.mark.parametrize("make_args, problem", [
+    (lambda tmp, out: [str(FIXTURES / "event_45781_tonic_clonic.json"), "--response-map", str(out)], "needs a model"),
+    (lambda tmp, out: [str(tmp / "model.pte"), "--response-map", str(out / "file.txt")], "names a file"),
+])
+def test_response_map_refuses_bad_requests_before_any_work(exported, tmp_path, make_args, problem):
+    tmp, _, _ = exported
+    out = tmp_path / "maps"
+    out.mkdir()
+    (out / "file.txt").write_text("keep")
+    with pytest.raises(Exception, match=problem):
+        appReplay.main(make_args(tmp, out))
+    assert sorted(p.name for p in out.iterdir()) == ["file.txt"] and (out / "file.txt").read_text() == "keep"
 
 
 def test_input_size_comes_from_the_program(exported, tmp_path):
