@@ -90,24 +90,32 @@ def hand_made(ml_cells):
     for rate, sd in ml_cells:
         ml[responseMap.RATES_HZ.index(rate), responseMap.SDS_G.index(sd)] = 1.0
     full = np.ones(shape).tolist()
-    waveforms = {w: {"p_median": full, "ml_alarm": full, "osd_alarm": full} for w in responseMap.WAVEFORMS}
-    waveforms["oscillation"] = {"p_median": ml.tolist(), "ml_alarm": ml.tolist(), "osd_alarm": full}
+    latency = np.where(ml > 0, 20.0, np.nan)
+    latency[responseMap.RATES_HZ.index(5.0), responseMap.SDS_G.index(0.7)] = 30.0
+    fifteen = np.full(shape, 15.0).tolist()
+    waveforms = {w: {"p_median": full, "ml_alarm": full, "osd_alarm": full, "ml_latency_s": fifteen,
+                     "osd_latency_s": fifteen} for w in responseMap.WAVEFORMS}
+    waveforms["oscillation"] = {"p_median": ml.tolist(), "ml_alarm": ml.tolist(), "osd_alarm": full,
+                                "ml_latency_s": latency.tolist(), "osd_latency_s": fifteen}
     return {"rates_hz": list(responseMap.RATES_HZ), "sds_g": list(responseMap.SDS_G), "input_size": N,
             "bout_s": 30, "threshold": 0.5, "gate_pct": 2, "waveforms": waveforms}
 
 
 def test_the_summary_counts_the_convulsion_band_and_the_card_says_what_the_model_leaves_to_the_algorithm():
-    result = hand_made([(3.0, 0.3), (5.0, 0.7), (1.0, 0.7), (3.0, 0.05)])  # two cells inside the band
-    assert responseMap.convulsion_band_counts(result, "oscillation") == (9, 2, 9)
+    result = hand_made([(3.0, 0.3), (4.0, 0.5), (5.0, 0.7), (1.0, 0.7), (3.0, 0.05)])  # three inside the band
+    assert responseMap.convulsion_band_counts(result, "oscillation") == (9, 3, 9)
     assert responseMap.convulsion_band_counts(result, "jerks") == (9, 9, 9)
     result["lines"] = responseMap.summary_lines(result)
     assert result["lines"][0] == ("oscillation shaking, 3-5 Hz at 0.3-0.7 g SD: 30 s bouts reach ALARM from the "
-                                  "model alone (p > 0.5) on 2 of 9 cells, from the OSD algorithm on 9")
+                                  "model alone (p > 0.5) on 3 of 9 cells (median 20 s after onset), from the OSD "
+                                  "algorithm on 9 (median 15 s after onset)")
+    nothing = hand_made([])
+    assert "on 0 of 9 cells, from the OSD algorithm on 9 (median 15 s" in responseMap.summary_lines(nothing)[0]
     fold = SimpleNamespace(results={}, real={}, data_summary={}, response=result)
     limits = modelCard._limits(fold)
     assert sum("shaking at a real convulsion's rate and strength" in line for line in limits) == 1
     assert any(line.startswith("oscillation shaking at a real convulsion's rate and strength: the model alone "
-                               "reaches ALARM on 2 of 9 cells, the OSD algorithm on 9") for line in limits)
+                               "reaches ALARM on 3 of 9 cells, the OSD algorithm on 9") for line in limits)
     section = modelCard._response_lines(result)
     assert "## What the model answers to (synthetic shaking, `*_response_map.json/png`)" in section
     assert f"- {result['lines'][0]}." in section

@@ -112,11 +112,22 @@ def response_map(predict, input_size, threshold, gate_pct):
 def convulsion_band_counts(result, waveform):
     """(cells, model's ALARM, algorithm's ALARM) over the convulsion band and strengths: a cell counts
     when at least half its bouts reach ALARM before the shaking ends."""
-    rows = [result["rates_hz"].index(r) for r in CONVULSION_RATES_HZ]
-    cols = [result["sds_g"].index(s) for s in CONVULSION_SDS_G]
+    cells = _band_cells(result)
     res = result["waveforms"][waveform]
-    count = (lambda key: sum(res[key][i][j] >= 0.5 for i in rows for j in cols))
-    return len(rows) * len(cols), count("ml_alarm"), count("osd_alarm")
+    return len(cells), *(sum(res[key][i][j] >= 0.5 for i, j in cells) for key in ("ml_alarm", "osd_alarm"))
+
+
+def _band_cells(result):
+    """(rate index, sd index) of the convulsion band's cells."""
+    return [(result["rates_hz"].index(r), result["sds_g"].index(s)) for r in CONVULSION_RATES_HZ
+            for s in CONVULSION_SDS_G]
+
+
+def _band_latency(result, waveform, name):
+    """Median seconds from onset to ALARM over the band's cells that count for `name` (ml, osd); '' if none."""
+    res = result["waveforms"][waveform]
+    seconds = [res[f"{name}_latency_s"][i][j] for i, j in _band_cells(result) if res[f"{name}_alarm"][i][j] >= 0.5]
+    return f" (median {np.median(seconds):.0f} s after onset)" if seconds else ""
 
 
 def summary_lines(result):
@@ -127,7 +138,8 @@ def summary_lines(result):
     for waveform in WAVEFORMS:
         cells, ml, osd = convulsion_band_counts(result, waveform)
         lines.append(f"{waveform} shaking, {band}: {result['bout_s']} s bouts reach ALARM from the model alone "
-                     f"(p > {result['threshold']:g}) on {ml} of {cells} cells, from the OSD algorithm on {osd}")
+                     f"(p > {result['threshold']:g}) on {ml} of {cells} cells{_band_latency(result, waveform, 'ml')}, "
+                     f"from the OSD algorithm on {osd}{_band_latency(result, waveform, 'osd')}")
     return lines
 
 
@@ -145,7 +157,7 @@ def plot_response_map(result, path):
                 ax.text(r, s, marks, ha="center", va="center", color="white" if res["p_median"][r][s] < 0.5 else "black")
         ax.set(xticks=range(len(result["rates_hz"])), xticklabels=[f"{r:g}" for r in result["rates_hz"]],
                yticks=range(len(result["sds_g"])), yticklabels=[f"{s:g}" for s in result["sds_g"]],
-               xlabel="rate (Hz)", ylabel="shaking SD (g)", title=f"{waveform}: median p(seizure)")
+               xlabel="rate (Hz)", ylabel="shaking SD (g)", title=f"{waveform}: median p, last datapoint")
         fig.colorbar(image, ax=ax)
     fig.suptitle(f"{result['bout_s']} s of synthetic shaking after rest: M the model reaches ALARM (p > "
                  f"{result['threshold']:g}), O the OSD algorithm does")
