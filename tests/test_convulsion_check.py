@@ -100,5 +100,5 @@ def test_the_check_is_printed_and_in_the_model_card():
     assert "OSD algorithm: 0.200 (4/20)" in printed
     card = modelCard._check_lines(modelCard._app_rows(results))
     assert "| pt (ML alone) | 0.750 (15/20) | 6.0 |" in card and "| OSD algorithm | 0.200 (4/20) | 14.0 |" in card
-    fold = SimpleNamespace(data_summary={}, results=results, real={})
+    fold = SimpleNamespace(data_summary={}, results=results, real={}, response=None)
     assert any("15 of 20 convulsions of 15-30 s in the convulsion check" in line for line in modelCard._limits(fold))
