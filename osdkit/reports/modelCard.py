@@ -183,8 +183,8 @@ def _response_lines(response):
             f"A watch at rest (1 g), then {response['bout_s']} s shaken along gravity by a regular oscillation, a "
             "train of clonic-like jerks or irregular shaking at 1-8 Hz and 0.05-0.7 g SD, run as the app runs "
             "(a datapoint every 5 s, ALARM on the 3rd in-alarm datapoint in a row), the model and the OSD algorithm "
-            "each alone; a cell counts when half its bouts reach ALARM before the shaking ends. In the band and "
-            "strength of real convulsions at the wrist:", ""] + [f"- {line}." for line in response["lines"]]
+            "each alone; a cell counts when at least half its bouts reach ALARM before the shaking ends. In the band "
+            "and strength of real convulsions at the wrist:", ""] + [f"- {line}." for line in response["lines"]]
 
 
 def _real_people_text(data_summary):
