@@ -32,7 +32,6 @@ from osdkit.cli import cliUtils
 from osdkit.io import fileUtils
 from osdkit.training import configUtils, distUtils, foldSteps, nestedKfold, trainer, trainingData
 
-
 DEFAULT_CONFIG = "nnConfig.json"
 RUN_ARGS = "run_args.json"  # which file in a run folder is the run's own config
 

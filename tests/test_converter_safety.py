@@ -11,13 +11,14 @@ import numpy as np
 import pytest
 import torch
 
-import convertPt2Pte
-import convertPt2Ptl
-from conftest import ROOT, make_checkpoint, run_main
 from osdkit.export import exportCore
 from osdkit.io import fileUtils
 from osdkit.model import deepEpiCnn
 from osdkit.sim import osdbSim
+
+import convertPt2Pte
+import convertPt2Ptl
+from conftest import ROOT, make_checkpoint, run_main
 
 
 def listing(folder):

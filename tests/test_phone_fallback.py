@@ -9,13 +9,14 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-import convertPt2Pte
-import phoneCheck as phoneCheckScript
-from conftest import make_checkpoint, run_main
 from osdkit.export import exportCore
 from osdkit.io import fileUtils
 from osdkit.phone import phoneCheck, phoneEnv
 from osdkit.training import trainExport
+
+import convertPt2Pte
+import phoneCheck as phoneCheckScript
+from conftest import make_checkpoint, run_main
 from test_converter_safety import without_executorch
 from test_phone_check import phone_result
 
@@ -151,6 +152,7 @@ def test_main_job_without_executorch_writes_and_tests_pt_and_ptl(tmp_path):
     """Without ExecuTorch the main job trained, wrote .pt and .ptl, then died with 'unexpected
     ModuleNotFoundError' before any test, summary or card."""
     import subprocess
+
     from conftest import ROOT
     from test_pipeline import MODEL, run_folder, tiny_config
     config = tiny_config(tmp_path, formats=("pt", "ptl", "pte"), totalTrainingSteps=3, users=6)

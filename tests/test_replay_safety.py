@@ -2,17 +2,17 @@
 models that give two finite logits, strict JSON, entries checked (keys named, sha256 of the model),
 output paths checked before the run, and one error line naming the file for every bad input."""
 import json
+import subprocess
 
 import pytest
 import torch
 
-import subprocess
-
-import appReplay
-from conftest import FIXTURES, make_checkpoint, run_main, run_script
 from osdkit.app import appIndex
 from osdkit.export import exportCore
 from osdkit.io import fileUtils
+
+import appReplay
+from conftest import FIXTURES, make_checkpoint, run_main, run_script
 
 EVENT = FIXTURES / "event_45781_tonic_clonic.json"
 
