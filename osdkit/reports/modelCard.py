@@ -267,18 +267,26 @@ def _checkpoint_text(run, info):
         text = (f"Checkpoint chosen at epoch {info.get('epoch')} on the validation split "
                 f"(metric `{run.model.modelSelectionMetric}`; validation TPR "
                 f"{info['sensitivity']:.3f}, FPR {info.get('far', float('nan')):.4f}).")
-    return text + _machine_text(info.get("training_machine"))
+    return text + _machine_text(info.get("training_machine"), info.get("training_machines") or ())
 
 
-def _machine_text(machine):
-    """Where the checkpoint was trained; "" for checkpoints that do not say (the earlier pipeline's)."""
+def _machine_text(machine, machines=()):
+    """Where the checkpoint was trained (and, for a run resumed elsewhere, where its earlier epochs were);
+    "" for checkpoints that do not say (the earlier pipeline's)."""
     if not machine:
         return ""
+    earlier = [m for m in machines if m != machine]
+    text = f" Trained on {_machine_words(machine)}"
+    if earlier:
+        text += f" (resumed there; earlier epochs on {'; '.join(_machine_words(m) for m in earlier)})"
+    return (text + "; another CPU, kernel cap or thread count can give other weights from the same config and "
+            "seed (README, \"Reproducing a run elsewhere\").")
+
+
+def _machine_words(machine):
     caps = ", ".join(f"{name} {value}" for name, value in machine["kernel_caps"].items())
-    return (f" Trained on {machine['cpu']} ({machine['device']}, {machine['processes']} process(es), "
-            f"{machine['threads']} threads, ATen {machine['aten_kernels']} kernels; {caps}) with torch "
-            f"{machine['torch']}; another CPU, kernel cap or thread count can give other weights from the same "
-            "config and seed (README, \"Reproducing a run elsewhere\").")
+    return (f"{machine['cpu']} ({machine['device']}, {machine['processes']} process(es), {machine['threads']} "
+            f"threads, ATen {machine['aten_kernels']} kernels; {caps}) with torch {machine['torch']}")
 
 
 def _alarm_origin(alarm):

@@ -194,13 +194,15 @@ def checkpoint_paths(cfg, out_dir):
 
 def best_checkpoint(model, optimizer, run, state, metrics, machine):
     """The `.pt` in the earlier pipeline's layout, plus `training_machine`: the CPU, threads and kernels
-    that trained it (`machine`, from `training_machine`)."""
+    that trained it (`machine`, from `training_machine`), and `training_machines`: every machine that
+    trained an epoch of it, in order (more than one when the run was resumed elsewhere)."""
     return {"epoch": state["epoch"], "global_step": state["global_step"],
             "model_state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
             "optimizer_state_dict": optimizer.state_dict(), "val_loss": metrics.get("val_loss"),
             "val_accuracy": metrics.get("val_accuracy"), "sensitivity": metrics.get("sensitivity"),
             "far": metrics.get("far"), "conv_dropout": run.model.convDropout,
-            "dense_dropout": run.model.denseDropout, "config": run.raw, "training_machine": machine}
+            "dense_dropout": run.model.denseDropout, "config": run.raw, "training_machine": machine,
+            "training_machines": list(state["machines"])}
 
 
 def read_resume(resume_path):
@@ -280,6 +282,8 @@ def fit(run, train_windows, val_windows, out_dir, show_progress=True):
         state = json.loads(saved["train_state"])
     ddp_model = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
     machine = training_machine(device, world)
+    if machine not in state.setdefault("machines", []):  # a run resumed elsewhere keeps where each part ran
+        state["machines"].append(machine)
     while state["epoch"] < epochs and state["global_step"] < total and not state.get("stopped"):
         epoch = state["epoch"]
         torch.manual_seed(seed * 1000 + epoch)  # dropout of this epoch, the same after a resume
