@@ -145,9 +145,9 @@ def _limits(fold):
     for waveform in responseMap.WAVEFORMS if fold.response else ():
         cells, ml, osd = responseMap.convulsion_band_counts(fold.response, waveform)
         if ml < osd:
-            out.append(f"{waveform} shaking at a real convulsion's rate and strength: the model alone reaches ALARM "
-                       f"on {ml} of {cells} cells, the OSD algorithm on {osd}; the app ORs them, so there such shaking "
-                       "alarms through the algorithm, not through this model.")
+            out.append(f"{responseMap.LABELS[waveform].capitalize()} at a real convulsion's rate and strength (the "
+                       f"response map): the model alone reaches ALARM on {ml} of {cells} cells, the OSD algorithm on "
+                       f"{osd}; the app ORs them, so where the model does not, the algorithm raises the ALARM.")
     for key, res in fold.real.items():
         if key in ("adl_wrist", "wisdm_watch"):
             worse = [a for a, row in res["app_episodes_by_activity"].items()

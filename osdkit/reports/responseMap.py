@@ -24,6 +24,7 @@ from osdkit.data import windowing
 from osdkit.io import fileUtils
 
 WAVEFORMS = ("oscillation", "jerks", "irregular")
+LABELS = {"oscillation": "a regular oscillation", "jerks": "a train of jerks", "irregular": "irregular shaking"}
 RATES_HZ = (1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0)
 SDS_G = (0.05, 0.1, 0.2, 0.3, 0.5, 0.7)
 CONVULSION_RATES_HZ = (3.0, 4.0, 5.0)  # the cells the summary calls a real convulsion's band and strength
@@ -137,7 +138,7 @@ def summary_lines(result):
     lines = []
     for waveform in WAVEFORMS:
         cells, ml, osd = convulsion_band_counts(result, waveform)
-        lines.append(f"{waveform} shaking, {band}: {result['bout_s']} s bouts reach ALARM from the model alone "
+        lines.append(f"{LABELS[waveform]}, {band}: {result['bout_s']} s bouts reach ALARM from the model alone "
                      f"(p > {result['threshold']:g}) on {ml} of {cells} cells{_band_latency(result, waveform, 'ml')}, "
                      f"from the OSD algorithm on {osd}{_band_latency(result, waveform, 'osd')}")
     return lines
