@@ -14,6 +14,7 @@ from osdkit.reports import modelCard, runSummary
 from osdkit.training import alarmSettings, configUtils, nnTester, trainer, trainingData
 
 from conftest import ROOT, make_checkpoint
+from test_run_correctness import write_config
 
 T0 = 1683268127.0
 BOUT = slice(300, 312)  # datapoints 300..311: one 60 s bout of 2 g in an hour of 1 g
@@ -107,6 +108,36 @@ def test_the_checkpoint_and_card_say_which_kernels_and_threads_trained_it(monkey
     text = modelCard._machine_text(dict(machine, cpu="Test CPU", threads=2, aten_kernels="AVX512"))
     assert text.startswith(" Trained on Test CPU (cpu, 1 process(es), 2 threads, ATen AVX512 kernels; "
                            "ONEDNN_MAX_CPU_ISA AVX2, MKL_CBWR not set) with torch ")
+
+
+def test_a_run_resumed_on_another_machine_records_where_each_part_ran(tmp_path, monkeypatch):
+    """The same config and seed give other weights on another CPU, so a checkpoint must not say one
+    machine trained it when another trained its first epochs (the resume state keeps both, in order)."""
+    def on(cpu):
+        machine = {"cpu": cpu, "device": "cpu", "processes": 1, "torch": str(torch.__version__), "aten_kernels": "AVX2",
+                   "threads": 1, "kernel_caps": {"ONEDNN_MAX_CPU_ISA": "not set", "MKL_CBWR": "not set"}}
+        monkeypatch.setattr(trainer, "training_machine", lambda device, world: machine)
+        return machine
+    first, second = (write_config(tmp_path / f"c{n}.json", epochs=n, totalTrainingSteps=0, useLrSchedule=False,
+                                  earlyStoppingPatience=5) for n in (1, 2))
+    run, _ = configUtils.load_run_config(first)
+    events, source = trainingData.read_events(run)
+    data = trainingData.prepare_split(run, trainingData.fold_splits(run, events)[0], source)
+    train = data.train.select(np.r_[np.flatnonzero(data.train.labels == 0)[:64],
+                                    np.flatnonzero(data.train.labels == 1)[:64]])
+    a = on("CPU A")
+    assert trainer.fit(run, train, data.val, tmp_path, show_progress=False)["machines"] == [a]
+    saved = torch.load(tmp_path / f"{run.model.modelFname}.pt", weights_only=True)
+    assert saved["training_machine"] == a and saved["training_machines"] == [a]
+    b = on("CPU B")
+    state = trainer.fit(configUtils.load_run_config(second)[0], train, data.val, tmp_path, show_progress=False)
+    assert state["epoch"] == 2 and state["machines"] == [a, b]
+    saved = torch.load(tmp_path / f"{run.model.modelFname}.pt", weights_only=True)
+    assert saved["training_machines"] == [a, b][:[a, b].index(saved["training_machine"]) + 1]
+    text = modelCard._machine_text(b, [a, b])
+    assert text.startswith(" Trained on CPU B (cpu, 1 process(es), 1 threads, ATen AVX2 kernels; ") and \
+        "(resumed there; earlier epochs on CPU A (cpu, 1 process(es)" in text
+    assert "resumed" not in modelCard._machine_text(a, [a])
 
 
 def test_model_card_lists_the_measured_weak_points():
