@@ -138,6 +138,8 @@ def test_a_run_resumed_on_another_machine_records_where_each_part_ran(tmp_path, 
     assert text.startswith(" Trained on CPU B (cpu, 1 process(es), 1 threads, ATen AVX2 kernels; ") and \
         "(resumed there; earlier epochs on CPU A (cpu, 1 process(es)" in text
     assert "resumed" not in modelCard._machine_text(a, [a])
+    back = modelCard._machine_text(a, [a, b, a])  # resumed on B, then back on A: both parts before the last
+    assert "(resumed there; earlier epochs on CPU A (" in back and "; CPU B (" in back
 
 
 def test_model_card_lists_the_measured_weak_points():

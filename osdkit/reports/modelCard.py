@@ -271,11 +271,11 @@ def _checkpoint_text(run, info):
 
 
 def _machine_text(machine, machines=()):
-    """Where the checkpoint was trained (and, for a run resumed elsewhere, where its earlier epochs were);
-    "" for checkpoints that do not say (the earlier pipeline's)."""
+    """Where the checkpoint was trained (and, for a run resumed elsewhere, where its earlier epochs were:
+    `machines` in order, ending with `machine`); "" for checkpoints that do not say (the earlier pipeline's)."""
     if not machine:
         return ""
-    earlier = [m for m in machines if m != machine]
+    earlier = machines[:-1]
     text = f" Trained on {_machine_words(machine)}"
     if earlier:
         text += f" (resumed there; earlier epochs on {'; '.join(_machine_words(m) for m in earlier)})"

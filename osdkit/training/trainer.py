@@ -282,7 +282,7 @@ def fit(run, train_windows, val_windows, out_dir, show_progress=True):
         state = json.loads(saved["train_state"])
     ddp_model = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
     machine = training_machine(device, world)
-    if machine not in state.setdefault("machines", []):  # a run resumed elsewhere keeps where each part ran
+    if state.setdefault("machines", [])[-1:] != [machine]:  # a run resumed elsewhere keeps where each part ran
         state["machines"].append(machine)
     while state["epoch"] < epochs and state["global_step"] < total and not state.get("stopped"):
         epoch = state["epoch"]
