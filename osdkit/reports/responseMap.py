@@ -110,12 +110,17 @@ def response_map(predict, input_size, threshold, gate_pct):
     return out
 
 
+def counts(share):
+    """Whether a cell counts as reaching ALARM: at least half its bouts did."""
+    return share >= 0.5
+
+
 def convulsion_band_counts(result, waveform):
     """(cells, model's ALARM, algorithm's ALARM) over the convulsion band and strengths: a cell counts
     when at least half its bouts reach ALARM before the shaking ends."""
     cells = _band_cells(result)
     res = result["waveforms"][waveform]
-    return len(cells), *(sum(res[key][i][j] >= 0.5 for i, j in cells) for key in ("ml_alarm", "osd_alarm"))
+    return len(cells), *(sum(counts(res[key][i][j]) for i, j in cells) for key in ("ml_alarm", "osd_alarm"))
 
 
 def _band_cells(result):
@@ -127,7 +132,7 @@ def _band_cells(result):
 def _band_latency(result, waveform, name):
     """Median seconds from onset to ALARM over the band's cells that count for `name` (ml, osd); '' if none."""
     res = result["waveforms"][waveform]
-    seconds = [res[f"{name}_latency_s"][i][j] for i, j in _band_cells(result) if res[f"{name}_alarm"][i][j] >= 0.5]
+    seconds = [res[f"{name}_latency_s"][i][j] for i, j in _band_cells(result) if counts(res[f"{name}_alarm"][i][j])]
     return f" (median {np.median(seconds):.0f} s after onset)" if seconds else ""
 
 
@@ -154,7 +159,7 @@ def plot_response_map(result, path):
         image = ax.imshow(np.array(res["p_median"]).T, origin="lower", vmin=0, vmax=1, cmap="viridis", aspect="auto")
         for r in range(len(result["rates_hz"])):
             for s in range(len(result["sds_g"])):
-                marks = ("M" if res["ml_alarm"][r][s] >= 0.5 else "") + ("O" if res["osd_alarm"][r][s] >= 0.5 else "")
+                marks = ("M" if counts(res["ml_alarm"][r][s]) else "") + ("O" if counts(res["osd_alarm"][r][s]) else "")
                 ax.text(r, s, marks, ha="center", va="center", color="white" if res["p_median"][r][s] < 0.5 else "black")
         ax.set(xticks=range(len(result["rates_hz"])), xticklabels=[f"{r:g}" for r in result["rates_hz"]],
                yticks=range(len(result["sds_g"])), yticklabels=[f"{s:g}" for s in result["sds_g"]],
