@@ -1,6 +1,6 @@
-"""The docs are a contract (issue 19): every command line README.md and EXECUTORCH_EXPORT.md show for
-the converters, appReplay, the phone check and the trainer parses with that script's own parser (each
-flag exists and takes the value shown), and each script's --help runs."""
+"""The docs are a contract (issue 19): every command line README.md, EXECUTORCH_EXPORT.md and
+MODEL_HISTORY.md show for the converters, appReplay, the phone check and the trainer parses with that
+script's own parser (each flag exists and takes the value shown), and each script's --help runs."""
 import importlib
 import re
 import shlex
@@ -10,7 +10,7 @@ import pytest
 from conftest import ROOT, run_main
 
 SCRIPTS = ("convertPt2Pte", "convertPt2Ptl", "convertPtl2Pte", "appReplay", "phoneCheck", "phoneEnv", "nnTrainer")
-DOCS = ("README.md", "EXECUTORCH_EXPORT.md")
+DOCS = ("README.md", "EXECUTORCH_EXPORT.md", "MODEL_HISTORY.md")
 PLACEHOLDERS = {"N": "2", "K": "2", "S": "60", "P": "50", "G": "5", "L": "750"}
 
 
