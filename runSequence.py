@@ -1,4 +1,4 @@
-"""The main job: OSDB events -> split -> augment -> 30 s windows -> train -> export -> test -> summary.
+"""The main job: OSDB events -> split -> augment -> windows of bufferSeconds -> train -> export -> test -> summary.
 
     python runSequence.py --config nnConfig.json              # a new run in output/<modelFname>/<N>/
     python runSequence.py --config nnConfig.json --dbDir /data/osdb   # the OSDB files in /data/osdb

@@ -4,7 +4,7 @@ These are the model's single-window figures: any window with p > threshold count
 the app would do (its escalation, the OSD algorithm, both combined) is appEvaluation, which builds on
 alarm_outcomes and event_summary here.
 
-Inputs are plain arrays, one entry per 30 s window (one window per step_s seconds):
+Inputs are plain arrays, one entry per window (bufferSeconds long, one per step_s seconds):
 - `p`: p(seizure) = softmax(logits)[1], with the app's movement gate already applied (p=0 when it fails);
 - `labels`: 1 if the window overlaps a seizure, else 0;
 - `event_index`: the window's event as a POSITION in `events` (not the event id);
