@@ -11,7 +11,7 @@ import pytest
 
 from osdkit.data import osdbData, realDailyLife, realData
 from osdkit.data.osdbSplit import split_events
-from osdkit.reports import realDataReport
+from osdkit.reports import realDataReport, runSummary
 from osdkit.training import configUtils, trainingData
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -100,6 +100,18 @@ def test_default_split_holds_out_whole_real_people():
     assert {str(e.user_id) for e in test if e.label == 1}  # the simulated users are split too
 
 
+def test_kfold_holds_out_every_real_person_exactly_once():
+    """What the pooled real-data summary rests on: over --kfold 3 each real person is in one test fold,
+    and never in the training or validation split of that fold."""
+    run, _ = configUtils.load_run_config(ROOT / "nnConfig.json")
+    folds = trainingData.fold_splits(run, _default_split_events(), kfold=3)
+    tested = [{str(e.user_id) for e in test} for _, _, test in folds]
+    real = {str(e.user_id) for e in _shipped_events()[0]}
+    assert sorted(p for fold in tested for p in fold if p in real) == sorted(real)
+    for (train, val, _), people in zip(folds, tested):
+        assert not people & {str(e.user_id) for e in train + val}
+
+
 def test_split_stratifies_by_data_source():
     events = _default_split_events()
     _, _, test = split_events(events, 0.2, 0.2, seed=1, by_user=True, test_prop_by_source={"wisdm_watch": 0.5})
@@ -148,3 +160,48 @@ def test_wisdm_report_names_the_people_the_alarms_come_from(tmp_path):
     assert lines[-1].startswith("  the model's ALARM episodes come from 1 of 2 people (ML / OSD / combined): "
                                 "wisdm-1601 3 / ")
     assert not any("wisdm-1602" in line for line in lines)
+
+
+def test_kfold_summary_pools_every_folds_held_out_people(tmp_path):
+    """Over k folds each real person is held out once: the summary adds up their windows, hours and ALARM
+    episodes (every fold with its own model and alarm settings), so the figure covers everyone."""
+    root = tmp_path / "wisdm"
+    root.mkdir()
+    _write_wisdm(root / "data_1601_accel_watch.txt", 1601, "ABD", n=800)
+    (root / "data_1602_accel_watch.txt").write_text("1602,A,0,0,9.80665;\n" * 2400)  # a still watch
+    _write_wisdm(root / "data_1603_accel_watch.txt", 1603, "A", n=1600, rng=np.random.default_rng(3))
+
+    def moving(windows):
+        return (np.asarray(windows).reshape(len(windows), -1).std(axis=1) > 0.05).astype(float)
+    first = realDataReport.evaluate_wisdm(moving, root, 0.5, 0.0, window_samples=375, exclude_people={"wisdm-1603"})
+    second = realDataReport.evaluate_wisdm(moving, root, 0.4, 0.0, window_samples=375,
+                                           exclude_people={"wisdm-1601", "wisdm-1602"})
+    pooled = realDataReport.pool_recordings([first, second])
+    assert pooled["people"] == ["wisdm-1601", "wisdm-1602", "wisdm-1603"] and pooled["thresholds"] == [0.5, 0.4]
+    assert pooled["app_hours"] == pytest.approx(first["app_hours"] + second["app_hours"])
+    assert pooled["app"]["ml"]["alarm_episodes"] == 3 + 1
+    assert pooled["app"]["ml"]["alarm_episodes_per_hour"] == pytest.approx(4 / pooled["app_hours"])
+    walking = pooled["app_episodes_by_activity"]["Walking"]
+    assert walking["hours"] == pytest.approx(first["app_episodes_by_activity"]["Walking"]["hours"]
+                                             + second["app_episodes_by_activity"]["Walking"]["hours"])
+    assert walking["ml"]["alarm_episodes"] == 2 and walking["ml"]["alarm_episodes_per_hour"] == pytest.approx(
+        2 / walking["hours"])
+    fraction = (first["n_windows"] * first["app"]["osd"]["window_end_alarm_fraction"]
+                + second["n_windows"] * second["app"]["osd"]["window_end_alarm_fraction"]) / pooled["n_windows"]
+    assert pooled["app"]["osd"]["window_end_alarm_fraction"] == pytest.approx(fraction)
+    assert {p: row["ml"] for p, row in pooled["app_episodes_by_person"].items()} == {
+        "wisdm-1601": 3, "wisdm-1602": 0, "wisdm-1603": 1}
+    assert realDataReport.pool_recordings([first, {**second, "window_samples": 750}]) is None
+
+    event = {"sub_type": "Tonic-Clonic", "event_id": 7, "app": {"ml": {"latency_s": 60.0}, "osd": {"latency_s": None}}}
+    folds = [runSummary.FoldResult(f"fold{i}", tmp_path, None, {}, {}, {}, {"e": event, "wisdm_watch": res}, [])
+             for i, res in enumerate((first, second))]
+    summary = runSummary.write_summary(tmp_path, folds)
+    assert json.loads((tmp_path / "kfold_summary.json").read_text())["real_data_pooled"]["wisdm_watch"]["n_people"] == 3
+    text = (tmp_path / "kfold_summary.txt").read_text()
+    assert "real Tonic-Clonic event 7, ALARM s after onset by each of the 2 folds' models: ML 60 / 60; " \
+           "OSD algorithm none / none" in text
+    assert "real wisdm_watch over the 2 folds (each person held out once" in text and "p > 0.5 / 0.4)" in text
+    assert "(3 held-out people" in text
+    assert summary["real_data_pooled"]["wisdm_watch"]["app"]["ml"]["alarm_episodes"] == 4
+    assert "real_data_pooled" not in runSummary.write_summary(tmp_path, folds[:1])

@@ -98,6 +98,7 @@ def test_evaluate_adl(tmp_path):
     (tmp_path / "Sit" / "broken.txt").write_text("x\n")
     r = evaluate_adl(lambda w: np.ones(len(w)), str(tmp_path))
     assert (r["n_recordings"], r["n_skipped"], r["n_too_short"]) == (3, 1, 1)
+    assert r["people"] == [None] and r["n_people"] == 1  # file names without a volunteer
     assert (r["n_windows"], r["n_gated"], r["n_alarm_windows"]) == (4, 1, 3)
     assert r["window_alarm_rate"] == 0.75
     assert r["recordings_with_alarm"] == 1 and r["files_with_alarm"] == ["Walk/moving.txt"]

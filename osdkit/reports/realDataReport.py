@@ -26,6 +26,7 @@ from osdkit.reports.plots import plot_app_timeline
 
 MIN_SEIZURE_OVERLAP_S = 5.0  # a window is "seizure" when it holds >= 5 s of it, as windowing.py's default
 APP_COLUMNS = ("ml", "osd", "combined")
+RECORDING_SOURCES = ("adl_wrist", "wisdm_watch")
 
 
 def gated_predictions(predict_fn, windows, gate_pct=5.0, batch_size=1024):
@@ -42,14 +43,15 @@ def gated_predictions(predict_fn, windows, gate_pct=5.0, batch_size=1024):
 def evaluate_adl(predict_fn, root, threshold=0.5, gate_pct=5.0, batch_size=1024, window_samples=WINDOW_SAMPLES,
                  exclude_people=()):
     """evaluate_recordings on the ADL recordings in root (all non-seizure) of the volunteers not in
-    exclude_people, plus n_skipped, skipped [(path, reason)], n_people."""
+    exclude_people, plus n_skipped, skipped [(path, reason)], people (the "adl-<volunteer>" reported on)
+    and n_people."""
     skipped = []
     recordings = [r for r in realData.load_adl_recordings(root, skipped)
                   if realData.adl_person(r[1]) not in set(exclude_people)]
     out = evaluate_recordings(predict_fn, realData.adl_events, recordings, threshold, gate_pct, batch_size,
                               window_samples)
-    people = {realData.adl_person(r[1]) for r in recordings}
-    return {**out, "n_skipped": len(skipped), "skipped": skipped, "n_people": len(people)}
+    people = sorted({realData.adl_person(r[1]) for r in recordings}, key=str)
+    return {**out, "n_skipped": len(skipped), "skipped": skipped, "people": people, "n_people": len(people)}
 
 
 def evaluate_wisdm(predict_fn, root, threshold=0.5, gate_pct=5.0, batch_size=1024, window_samples=WINDOW_SAMPLES,
@@ -276,7 +278,7 @@ def format_real(real):
     names = {**appEvaluation.COLUMNS, "ml": "ML"}
     lines = []
     for key, res in real.items():
-        if key in ("adl_wrist", "wisdm_watch"):
+        if key in RECORDING_SOURCES:
             lines += format_recordings(key, res)
             continue
         seizure = res["seizure_times"]
@@ -291,3 +293,73 @@ def format_real(real):
             lines.append(f"  recomputed OSD state = recorded on {_pct(res['osd_recorded_dp_agreement'])} of "
                          f"{res['osd_recorded_n_datapoints']} datapoints; ML max p(seizure) {res['max_p']:.3f}")
     return lines
+
+
+def pool_recordings(results):
+    """The folds' evaluate_recordings results as one (the fields format_recordings prints), each fold's
+    on the people its own model never saw: windows, hours and ALARM episodes added up, window fractions
+    weighted by windows, per-hour figures over the pooled hours; every fold keeps its model and alarm
+    settings (thresholds, gate_pcts). None when the folds cut windows of different lengths."""
+    if len({r["window_samples"] for r in results}) != 1:
+        return None
+    hours = sum(r["app_hours"] for r in results)
+
+    def weighted(column, key):
+        parts = [(r["n_windows"], r["app"][column][key]) for r in results if r["app"][column][key] is not None]
+        n = sum(w for w, _ in parts)
+        return sum(w * v for w, v in parts) / n if n else None
+    app, by_activity, by_person = {}, {}, {}
+    for column in APP_COLUMNS:
+        episodes = sum(r["app"][column]["alarm_episodes"] for r in results)
+        app[column] = {"window_end_alarm_fraction": weighted(column, "window_end_alarm_fraction"),
+                       "single_window_alarm_fraction": weighted(column, "single_window_alarm_fraction"),
+                       "alarm_episodes": episodes, "alarm_episodes_per_hour": episodes / hours if hours else None,
+                       "recordings_with_alarm": sum(r["app"][column]["recordings_with_alarm"] for r in results)}
+    for r in results:
+        for activity, row in r["app_episodes_by_activity"].items():
+            total = by_activity.setdefault(activity, {"hours": 0.0, **{c: {"alarm_episodes": 0} for c in APP_COLUMNS}})
+            total["hours"] += row["hours"]
+            for column in APP_COLUMNS:
+                total[column]["alarm_episodes"] += row[column]["alarm_episodes"]
+        for person, row in r["app_episodes_by_person"].items():
+            total = by_person.setdefault(person, dict.fromkeys(APP_COLUMNS, 0))
+            for column in APP_COLUMNS:
+                total[column] += row[column]
+    for row in by_activity.values():
+        for column in APP_COLUMNS:
+            n = row[column]["alarm_episodes"]
+            row[column]["alarm_episodes_per_hour"] = n / row["hours"] if row["hours"] else None
+    people = sorted({person for r in results for person in r.get("people", r["app_episodes_by_person"])}, key=str)
+    return {"n_people": len(people), "people": people, "n_windows": sum(r["n_windows"] for r in results),
+            "app_recordings": sum(r["app_recordings"] for r in results), "app_hours": hours,
+            "window_samples": results[0]["window_samples"], "app": app,
+            "app_episodes_by_activity": dict(sorted(by_activity.items())),
+            "app_episodes_by_person": dict(sorted(by_person.items())),
+            "thresholds": [r["threshold"] for r in results], "gate_pcts": [r["gate_pct"] for r in results]}
+
+
+def format_pooled(reals):
+    """(lines, pooled) over the folds' evaluate_real results, when there are several (k-fold: each real
+    person held out by exactly one fold): each real event's ALARM latency per fold's model, and each
+    recordings source pooled (pool_recordings). ([], {}) for fewer than two folds."""
+    if len(reals) < 2:
+        return [], {}
+    names = {**appEvaluation.COLUMNS, "ml": "ML"}
+    lines, pooled = [], {}
+    for key in [k for k in reals[0] if k not in RECORDING_SOURCES and all(k in r for r in reals)]:
+        first = reals[0][key]
+        cells = [f"{names[column]} " + " / ".join("none" if r[key]["app"][column]["latency_s"] is None
+                                                   else f"{r[key]['app'][column]['latency_s']:.0f}" for r in reals)
+                 for column in first["app"]]
+        lines.append(f"real {first['sub_type']} event {first['event_id']}, ALARM s after onset by each of the "
+                     f"{len(reals)} folds' models: " + "; ".join(cells))
+    for source in RECORDING_SOURCES:
+        if all(source in r for r in reals):
+            result = pool_recordings([r[source] for r in reals])
+            if result is not None:
+                pooled[source] = result
+                lines += format_recordings(f"{source} over the {len(reals)} folds (each person held out once, "
+                                           f"by the fold's model that never saw them, with its alarm settings:"
+                                           f" p > {' / '.join(f'{t:g}' for t in result['thresholds'])})", result)
+    return lines, pooled
+

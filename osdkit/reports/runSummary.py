@@ -34,8 +34,9 @@ def _values(folds, variant, key):
 
 def write_summary(folder, folds, stem="kfold_summary", extra=None, notes=()):
     """`<stem>.json/.txt` over `folds`: mean and (population) std per metric and variant, parity, real
-    data per fold; `extra` is added to the JSON, `notes` (lines, e.g. nested k-fold's choices) to the
-    text. Printed for the user; returns the summary."""
+    data per fold and, over several folds, pooled (`real_data_pooled`, realDataReport.format_pooled);
+    `extra` is added to the JSON, `notes` (lines, e.g. nested k-fold's choices) to the text. Printed for
+    the user; returns the summary."""
     variants = [v for v in (folds[0].results if folds else {}) if v != "parity"]
     summary = {"folds": [f.results for f in folds], "fold_names": [f.name for f in folds],
                "mean": {v: {k: _stat(np.mean, _values(folds, v, k)) for k in SUMMARY_KEYS} for v in variants},
@@ -62,6 +63,9 @@ def write_summary(folder, folds, stem="kfold_summary", extra=None, notes=()):
             lines.append(f"{prefix}parity: " + ", ".join(f"{k} {v:.2e}" if isinstance(v, float) else f"{k} {v}"
                                                          for k, v in fold.results["parity"].items()))
         lines += [prefix + line for line in fold.real_lines]
+    if len(folds) > 1 and all(f.real for f in folds):
+        pooled_lines, summary["real_data_pooled"] = realDataReport.format_pooled([f.real for f in folds])
+        lines += pooled_lines
     lines += list(notes) + [f"false alarms/day: {FA_DAY_NOTE}"]
     summary["text"] = lines
     fileUtils.write_json_atomic(Path(folder) / f"{stem}.json", summary)
