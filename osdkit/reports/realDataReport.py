@@ -362,4 +362,3 @@ def format_pooled(reals):
                                            f"by the fold's model that never saw them, with its alarm settings:"
                                            f" p > {' / '.join(f'{t:g}' for t in result['thresholds'])})", result)
     return lines, pooled
-
