@@ -149,7 +149,7 @@ def _limits(fold):
                        f"response map): the model alone reaches ALARM on {ml} of {cells} cells, the OSD algorithm on "
                        f"{osd}; the app ORs them, so where the model does not, the algorithm raises the ALARM.")
     for key, res in fold.real.items():
-        if key in ("adl_wrist", "wisdm_watch"):
+        if key in realDataReport.RECORDING_SOURCES:
             worse = [a for a, row in res["app_episodes_by_activity"].items()
                      if (row["ml"]["alarm_episodes_per_hour"] or 0) > (row["osd"]["alarm_episodes_per_hour"] or 0)]
             out.append(f"{key}: {res['app_hours']:.2f} h of held-out recordings, so one ALARM episode is "

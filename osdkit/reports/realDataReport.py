@@ -27,6 +27,7 @@ from osdkit.reports.plots import plot_app_timeline
 MIN_SEIZURE_OVERLAP_S = 5.0  # a window is "seizure" when it holds >= 5 s of it, as windowing.py's default
 APP_COLUMNS = ("ml", "osd", "combined")
 RECORDING_SOURCES = ("adl_wrist", "wisdm_watch")
+COLUMN_NAMES = {**appEvaluation.COLUMNS, "ml": "ML"}  # how the report lines name the app's columns
 
 
 def gated_predictions(predict_fn, windows, gate_pct=5.0, batch_size=1024):
@@ -246,13 +247,12 @@ def format_recordings(name, res):
     """Text lines of one evaluate_recordings result: per column the app's ALARM figures, ALARM episodes
     per hour per activity (ML / OSD / combined), and the people the model's episodes come from (a few
     people's recordings, or everyone's?)."""
-    names = {**appEvaluation.COLUMNS, "ml": "ML"}
     lines = [f"real {name} ({res.get('n_people', '?')} held-out people, {res['n_windows']} windows of the "
              f"{res['app_recordings']} recordings of >= {res['window_samples'] / SAMPLE_RATE_HZ:g} s, "
              f"{res['app_hours']:.2f} h), with the app's escalation:"]
     for column in APP_COLUMNS:
         a = res["app"][column]
-        lines.append(f"  {names[column]:>13}: {_pct(a['window_end_alarm_fraction'])} of windows end in ALARM, "
+        lines.append(f"  {COLUMN_NAMES[column]:>13}: {_pct(a['window_end_alarm_fraction'])} of windows end in ALARM, "
                      f"{_pct(a['single_window_alarm_fraction'])} single-window alarms, "
                      f"{a['alarm_episodes']} ALARM episodes ({_per_hour(a['alarm_episodes_per_hour'])} per hour)")
     lines.append("  ALARM episodes per hour by activity (ML / OSD / combined):")
@@ -275,7 +275,6 @@ def people_the_model_alarms_on(res):
 
 def format_real(real):
     """Text lines of evaluate_real's result: ML / OSD / combined side by side with the app's escalation."""
-    names = {**appEvaluation.COLUMNS, "ml": "ML"}
     lines = []
     for key, res in real.items():
         if key in RECORDING_SOURCES:
@@ -286,7 +285,7 @@ def format_real(real):
         for column, a in res["app"].items():
             reached = "ALARM" if a["alarm_in_seizure"] else "no ALARM"
             latency = f" {a['latency_s']:.0f} s after onset" if a["latency_s"] is not None else ""
-            cells.append(f"{names[column]} {reached}{latency}")
+            cells.append(f"{COLUMN_NAMES[column]} {reached}{latency}")
         span = f" (seizure {seizure[0]:g}..{seizure[1]:g} s)" if seizure else ""
         lines.append(f"real {res['sub_type']} event {res['event_id']}{span}, inside the seizure: " + "; ".join(cells))
         if "osd_recorded_dp_agreement" in res:
@@ -344,11 +343,10 @@ def format_pooled(reals):
     recordings source pooled (pool_recordings). ([], {}) for fewer than two folds."""
     if len(reals) < 2:
         return [], {}
-    names = {**appEvaluation.COLUMNS, "ml": "ML"}
     lines, pooled = [], {}
     for key in [k for k in reals[0] if k not in RECORDING_SOURCES and all(k in r for r in reals)]:
         first = reals[0][key]
-        cells = [f"{names[column]} " + " / ".join("none" if r[key]["app"][column]["latency_s"] is None
+        cells = [f"{COLUMN_NAMES[column]} " + " / ".join("none" if r[key]["app"][column]["latency_s"] is None
                                                    else f"{r[key]['app'][column]['latency_s']:.0f}" for r in reals)
                  for column in first["app"]]
         lines.append(f"real {first['sub_type']} event {first['event_id']}, ALARM s after onset by each of the "
