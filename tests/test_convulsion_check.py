@@ -32,11 +32,11 @@ def _check(n_users=3, buffer_s=15):
     return convulsionCheck.check_windows(run)
 
 
-def _check_results(tmp_path, check, logit):
+def _check_results(tmp_path, check, logit, key="convulsion_check"):
     events, windows = check
     data = SimpleNamespace(test=windows, test_events=events)
     predictors = {"pt": nnTester.eager_predict_fn(ConstantModel(logit))}
-    return nnTester.evaluate_models(tmp_path, "m", predictors, data, ALARM_SETTINGS, check)["pt"]["convulsion_check"]
+    return nnTester.evaluate_models(tmp_path, "m", predictors, data, ALARM_SETTINGS, check)["pt"][key]
 
 
 def test_the_check_people_are_never_the_databases(tmp_path):
@@ -89,6 +89,48 @@ def test_the_check_replays_the_model_as_the_app_does(tmp_path):
     assert never["combined"]["n_before_end"] == never["osd"]["n_before_end"]
 
 
+def test_a_slower_watch_keeps_what_its_rate_holds_and_fills_25_hz():
+    """A 16 Hz watch keeps a 3 Hz swing and loses a 10 Hz tone (above its 8 Hz Nyquist rate); "repeat"
+    holds each sample until the next, "linear" lies on the lines between them; every other field of the
+    event stays."""
+    assert convulsionCheck.to_25_hz([0.0, 10, 20, 30], 12.5, 6, "repeat").tolist() == [0, 0, 10, 10, 20, 20]
+    assert np.allclose(convulsionCheck.to_25_hz([0.0, 16, 32], 16.0, 4, "linear"), [0, 10.24, 20.48, 30.72])
+    with pytest.raises(ValueError, match="unknown way to 25 Hz 'cubic'"):
+        convulsionCheck.to_25_hz([0.0, 1], 16.0, 3, "cubic")
+    t = np.arange(40 * 125) / 25
+    for hz, kept in ((3.0, True), (10.0, False)):
+        mag = (1000 + 300 * np.sin(2 * np.pi * hz * t)).astype(np.float32).reshape(40, 125)
+        event = osdbData.Event(id=1, user_id=2, type="Seizure", sub_type="Tonic-Clonic", desc="", data_time=0.0,
+                               seizure_times=(0, 100), label=1, dp_times=5.0 * np.arange(1, 41), mag=mag, acc3d=None,
+                               alarm_state=np.zeros(40, np.int8), hr=np.full(40, np.nan, np.float32), source=None,
+                               convulsion_times=(20, 40))
+        for how in convulsionCheck.TO_25_HZ:
+            slow = convulsionCheck.slower_watch_events([event], how)[0]
+            assert slow.mag.shape == mag.shape and slow.mag.dtype == np.float32
+            assert slow.convulsion_times == (20, 40) and np.array_equal(slow.dp_times, event.dp_times)
+            sd = slow.mag[4:-4].std()
+            assert (0.75 * 212 < sd < 1.1 * 212) if kept else sd < 0.2 * 212, (hz, how, sd)
+            assert abs(slow.mag[4:-4].mean() - 1000) < 20  # the level kept (a held sample shifts it a little)
+
+
+def test_the_check_as_a_slower_watch_gives_it(tmp_path):
+    """The run's model on the check's seizures as a 16 Hz watch gives them, each way to 25 Hz: the same
+    windows and convulsions (a model in alarm everywhere alarms the same ones), the OSD algorithm on the
+    slower watch's signal."""
+    check = _check(n_users=4, buffer_s=15)
+    slower = convulsionCheck.slower_watch_windows(check)
+    assert set(slower) == set(convulsionCheck.TO_25_HZ)
+    for events, windows in slower.values():
+        assert np.array_equal(windows.starts, check[1].starts) and np.array_equal(windows.labels, check[1].labels)
+        assert not np.array_equal(windows.signal, check[1].signal)
+    always = _check_results(tmp_path, check, 40.0)
+    out = _check_results(tmp_path, check, 40.0, "convulsion_check_slower_watch")
+    assert out["rate_hz"] == 16 and set(out) == {"rate_hz", *convulsionCheck.TO_25_HZ}
+    for how in convulsionCheck.TO_25_HZ:
+        assert out[how]["ml"]["n"] == always["ml"]["n"] and out[how]["ml"]["n_before_end"] == always["ml"]["n_before_end"]
+        assert out[how]["users"] == 4
+
+
 def test_the_check_is_printed_and_in_the_model_card():
     summary = {"n": 20, "n_before_end": 15, "before_end_share": 0.75, "latency_median_s": 6.0}
     osd = {"n": 20, "n_before_end": 4, "before_end_share": 0.2, "latency_median_s": 14.0}
@@ -100,5 +142,13 @@ def test_the_check_is_printed_and_in_the_model_card():
     assert "OSD algorithm: 0.200 (4/20)" in printed
     card = modelCard._check_lines(modelCard._app_rows(results))
     assert "| pt (ML alone) | 0.750 (15/20) | 6.0 |" in card and "| OSD algorithm | 0.200 (4/20) | 14.0 |" in card
+    results["pt"]["convulsion_check_slower_watch"] = {"rate_hz": 16, "repeat": check, "linear": check,
+                                                      "polyphase": {**check, "ml": osd}}
+    printed = plots.compare_convulsion_check({"pt": results["pt"]})
+    assert "the same seizures as a 16 Hz watch gives them (pt; ML / OSD algorithm / combined" in printed
+    assert "filled to 25 Hz linear: 15 / 4 / 15 of 20" in printed and "filled to 25 Hz polyphase: 4 / 4 / 15 of 20" in printed
+    card = "\n".join(modelCard._check_lines(modelCard._app_rows(results)))
+    assert "as a 16 Hz watch gives them (its samples filled to 25 Hz: repeat / linear / polyphase)" in card
+    assert "the model alone 15 / 15 / 4 of 20 in ALARM before the convulsion ends, the OSD algorithm 4 / 4 / 4" in card
     fold = SimpleNamespace(data_summary={}, results=results, real={}, response=None)
     assert any("15 of 20 convulsions of 15-30 s in the convulsion check" in line for line in modelCard._limits(fold))

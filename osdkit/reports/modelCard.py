@@ -234,6 +234,16 @@ def _check_lines(app_rows):
         share = "n/a" if s["before_end_share"] is None else f"{s['before_end_share']:.3f}"
         median = "n/a" if s["latency_median_s"] is None else f"{s['latency_median_s']:.1f}"
         lines.append(f"| {label} | {share} ({s['n_before_end']}/{s['n']}) | {median} |")
+    slower = next((res["convulsion_check_slower_watch"] for _, res, _ in app_rows
+                   if res.get("convulsion_check_slower_watch")), None)
+    if slower:
+        ways = [how for how in slower if how != "rate_hz"]
+        counts = {c: " / ".join(str(slower[how][c]["n_before_end"]) for how in ways) for c in ("ml", "osd", "combined")}
+        lines += ["", f"The same seizures as a {slower['rate_hz']:g} Hz watch gives them (its samples filled to 25 Hz: "
+                  f"{' / '.join(ways)}), the .pte with the same alarm settings: the model alone "
+                  f"{counts['ml']} of {slower[ways[0]]['ml']['n']} in ALARM before the convulsion ends, the OSD "
+                  f"algorithm {counts['osd']}, the app (both) {counts['combined']}. The simulated watches all "
+                  "sample at 25 Hz."]
     return lines
 
 

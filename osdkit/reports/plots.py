@@ -230,7 +230,24 @@ def compare_convulsion_check(results_by_variant):
         share, median = _convulsion_cells(check[column])
         unit = "" if median in ("-", "n/a") else " s"
         lines.append(f"  {label:>14}: {share}, median latency from onset {median}{unit}")
-    return "\n".join(lines)
+    return "\n".join(lines + slower_watch_lines(results_by_variant))
+
+
+def slower_watch_lines(results_by_variant):
+    """The convulsion check as a slower watch gives it (nnTester.check_slower_watch): per way of filling its
+    samples to 25 Hz, the 15-30 s convulsions in ALARM before they end, ML / OSD / combined."""
+    found = [(k, v["convulsion_check_slower_watch"]) for k, v in results_by_variant.items()
+             if isinstance(v, dict) and v.get("convulsion_check_slower_watch")]
+    if not found:
+        return []
+    variant, slower = found[0]
+    lines = [f"  the same seizures as a {slower['rate_hz']:g} Hz watch gives them ({variant}; ML / OSD algorithm / "
+             "combined in ALARM before the convulsion ends):"]
+    for how, s in slower.items():
+        if how != "rate_hz":
+            lines.append(f"  {'filled to 25 Hz ' + how:>30}: " + " / ".join(
+                f"{s[c]['n_before_end']}" for c in ("ml", "osd", "combined")) + f" of {s['ml']['n']}")
+    return lines
 
 
 def plot_app_columns(results, path):

@@ -82,7 +82,9 @@ def evaluate_windows(p, windows, events, threshold):
 
 def evaluate_models(folder, name, predictors, data, alarm, check=None):
     """Evaluate every predictor on the test windows with the app's alarm settings, and on the convulsion
-    check's (events, windows) when given (convulsionCheck; results[variant]["convulsion_check"]); write
+    check's (events, windows) when given (convulsionCheck; results[variant]["convulsion_check"]), and the
+    .pte (else the eager model) on the check as a slower watch gives it
+    (results[variant]["convulsion_check_slower_watch"]: {"rate_hz", way to 25 Hz: check summary}); write
     the results."""
     threshold = alarm["threshold_pct"] / 100
     test = data.test
@@ -99,6 +101,10 @@ def evaluate_models(folder, name, predictors, data, alarm, check=None):
                                          threshold)[0]
             res["convulsion_check"] = convulsionCheck.check_summary(check_res, check[0])
         results[variant] = res
+    if check is not None:
+        app_variant = "pte" if "pte" in predictors else "pt"
+        results[app_variant]["convulsion_check_slower_watch"] = check_slower_watch(predictors[app_variant], check,
+                                                                                   alarm)
     for variant in probabilities:
         if variant != "pt":
             results[variant]["max_prob_diff_vs_pt"] = float(np.abs(probabilities[variant] - probabilities["pt"]).max())
@@ -106,6 +112,17 @@ def evaluate_models(folder, name, predictors, data, alarm, check=None):
                 (probabilities[variant] > threshold) == (probabilities["pt"] > threshold)))
     fileUtils.write_json_atomic(Path(folder) / "testResults.json", results["pt"])
     return results
+
+
+def check_slower_watch(predict, check, alarm):
+    """{"rate_hz", way to 25 Hz: check summary} of a model on the check's seizures as a slower watch gives
+    them (convulsionCheck.slower_watch_windows), with the app's alarm settings."""
+    out = {"rate_hz": convulsionCheck.SLOWER_WATCH_HZ}
+    for how, (events, windows) in convulsionCheck.slower_watch_windows(check).items():
+        p = predict_windows(predict, windows) * windowing.movement_gate(windows, alarm["gate_pct"])
+        out[how] = convulsionCheck.check_summary(evaluate_windows(p, windows, events, alarm["threshold_pct"] / 100)[0],
+                                                 events)
+    return out
 
 
 def evaluate_trained(folder, trained, data, alarm, check=None):
