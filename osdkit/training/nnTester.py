@@ -89,7 +89,6 @@ def evaluate_models(folder, name, predictors, data, alarm, check=None):
     threshold = alarm["threshold_pct"] / 100
     test = data.test
     gate = windowing.movement_gate(test, alarm["gate_pct"])
-    check_gate = None if check is None else windowing.movement_gate(check[1], alarm["gate_pct"])
     results, probabilities = {}, {}
     for variant, predict in predictors.items():
         p = predict_windows(predict, test) * gate
@@ -97,9 +96,7 @@ def evaluate_models(folder, name, predictors, data, alarm, check=None):
         res, rows, sweep = evaluate_windows(p, test, data.test_events, threshold)
         plots.write_app_results(folder, f"{name}_{variant}_", res, rows, sweep)
         if check is not None:
-            check_res = evaluate_windows(predict_windows(predict, check[1]) * check_gate, check[1], check[0],
-                                         threshold)[0]
-            res["convulsion_check"] = convulsionCheck.check_summary(check_res, check[0])
+            res["convulsion_check"] = check_result(predict, check, alarm)
         results[variant] = res
     if check is not None:
         app_variant = "pte" if "pte" in predictors else "pt"
@@ -114,15 +111,19 @@ def evaluate_models(folder, name, predictors, data, alarm, check=None):
     return results
 
 
+def check_result(predict, check, alarm):
+    """convulsionCheck.check_summary of a model on a check's (events, windows), run as the app runs it
+    with the alarm settings (movement gate, threshold, escalation)."""
+    events, windows = check
+    p = predict_windows(predict, windows) * windowing.movement_gate(windows, alarm["gate_pct"])
+    return convulsionCheck.check_summary(evaluate_windows(p, windows, events, alarm["threshold_pct"] / 100)[0], events)
+
+
 def check_slower_watch(predict, check, alarm):
     """{"rate_hz", way to 25 Hz: check summary} of a model on the check's seizures as a slower watch gives
     them (convulsionCheck.slower_watch_windows), with the app's alarm settings."""
-    out = {"rate_hz": convulsionCheck.SLOWER_WATCH_HZ}
-    for how, (events, windows) in convulsionCheck.slower_watch_windows(check).items():
-        p = predict_windows(predict, windows) * windowing.movement_gate(windows, alarm["gate_pct"])
-        out[how] = convulsionCheck.check_summary(evaluate_windows(p, windows, events, alarm["threshold_pct"] / 100)[0],
-                                                 events)
-    return out
+    return {"rate_hz": convulsionCheck.SLOWER_WATCH_HZ,
+            **{how: check_result(predict, slow, alarm) for how, slow in convulsionCheck.slower_watch_windows(check).items()}}
 
 
 def evaluate_trained(folder, trained, data, alarm, check=None):
